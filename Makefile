@@ -1,0 +1,148 @@
+# luapoold - build, test, install.
+#
+#   make              build/luapoold, build/luapool-worker, build/libluapool.a
+#   make run          install missing packages, build, serve conf/luapoold.conf
+#   make check        install missing packages, unit + integration tests,
+#                     then the same under ASan+UBSan and the pool under TSan
+#   make SAN=address,undefined ...   any target with sanitizers (own build dir)
+#   make install / uninstall         honour PREFIX and DESTDIR
+
+PREFIX    ?= /usr/local
+BINDIR    ?= $(PREFIX)/bin
+LIBEXECDIR ?= $(PREFIX)/libexec/luapoold
+SYSCONFDIR ?= /etc
+UNITDIR   ?= /lib/systemd/system
+DESTDIR   ?=
+
+CC        ?= cc
+PKG_CONFIG ?= pkg-config
+SAN       ?=
+
+ifeq ($(SAN),)
+BUILD     ?= build
+SANFLAGS  :=
+else
+BUILD     ?= build-$(subst $(comma),-,$(SAN))
+SANFLAGS  := -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
+endif
+comma := ,
+
+WARN      := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+             -Wformat=2 -Wcast-qual -Wwrite-strings -Wno-missing-field-initializers -Werror
+CFLAGS    ?= -O2 -g
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SANFLAGS) -Iinclude -Isrc -MMD -MP \
+             -DLUAPOOL_WORKER_INSTALL_PATH='"$(LIBEXECDIR)/luapool-worker"'
+LDFLAGS_SAN = $(SANFLAGS)
+
+LUA_CFLAGS  := $(shell $(PKG_CONFIG) --cflags luajit 2>/dev/null)
+LUA_LIBS    := $(shell $(PKG_CONFIG) --libs luajit 2>/dev/null)
+CJSON_CFLAGS := $(shell $(PKG_CONFIG) --cflags libcjson 2>/dev/null)
+CJSON_LIBS  := $(shell $(PKG_CONFIG) --libs libcjson 2>/dev/null)
+MHD_CFLAGS  := $(shell $(PKG_CONFIG) --cflags libmicrohttpd 2>/dev/null)
+MHD_LIBS    := $(shell $(PKG_CONFIG) --libs libmicrohttpd 2>/dev/null)
+CHECK_CFLAGS := $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
+CHECK_LIBS  := $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
+
+# Which source goes where.  Only vm*.c see the Lua headers, only http.c sees
+# microhttpd.h.
+LIB_SRC    := src/pool.c src/dispatcher.c src/context.c src/frame.c src/process.c \
+              src/buffer.c src/log.c src/status.c src/base64.c
+WORKER_SRC := src/worker.c src/sandbox.c src/vm.c src/vm_json.c src/json.c src/base64.c \
+              src/frame.c src/buffer.c src/log.c src/status.c
+DAEMON_SRC := src/http.c src/config.c src/scripts.c src/metrics.c src/problem.c \
+              src/base64.c src/notify.c
+DAEMON_MAIN := src/luapoold.c
+WORKER_MAIN := src/worker_main.c
+
+obj = $(patsubst src/%.c,$(BUILD)/obj/%.o,$(1))
+
+LIB_OBJ    := $(call obj,$(LIB_SRC))
+WORKER_OBJ := $(call obj,$(sort $(WORKER_SRC)))
+DAEMON_OBJ := $(call obj,$(sort $(DAEMON_SRC)))
+
+TESTS      := $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
+TEST_BINS  := $(addprefix $(BUILD)/,$(TESTS))
+TEST_SUPPORT := $(patsubst tests/%.c,$(BUILD)/tobj/%.o,$(filter-out tests/test_%.c,$(wildcard tests/*.c)))
+# Unit-test objects: everything but the two mains.
+ALL_OBJ    := $(sort $(LIB_OBJ) $(WORKER_OBJ) $(DAEMON_OBJ))
+
+.PHONY: all check check-unit check-integration check-asan check-tsan run deps \
+        install uninstall clean bench example
+
+all: $(BUILD)/luapoold $(BUILD)/luapool-worker $(BUILD)/libluapool.a
+
+$(BUILD)/obj/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LUA_CFLAGS) $(CJSON_CFLAGS) $(MHD_CFLAGS) -c $< -o $@
+
+$(BUILD)/tobj/%.o: tests/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) $(LUA_CFLAGS) $(CJSON_CFLAGS) -c $< -o $@
+
+$(BUILD)/libluapool.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/luapool-worker: $(BUILD)/obj/worker_main.o $(WORKER_OBJ)
+	$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(LUA_LIBS) $(CJSON_LIBS) -lm
+
+$(BUILD)/luapoold: $(BUILD)/obj/luapoold.o $(DAEMON_OBJ) $(BUILD)/libluapool.a
+	$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(MHD_LIBS) $(CJSON_LIBS) -lpthread -lm
+
+$(BUILD)/test_%: $(BUILD)/tobj/test_%.o $(TEST_SUPPORT) $(ALL_OBJ)
+	$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(LUA_LIBS) $(MHD_LIBS) $(CJSON_LIBS) -lpthread -lm
+
+$(BUILD)/example_hello: examples/hello.c $(BUILD)/libluapool.a
+	$(CC) -o $@ examples/hello.c -Iinclude $(BUILD)/libluapool.a $(CJSON_CFLAGS) $(CJSON_LIBS) -lpthread
+
+deps:
+	@scripts/install-deps.sh
+
+# Unit tests first (fast), then the integration suite that runs the binaries.
+check: deps
+	$(MAKE) check-unit
+	$(MAKE) check-asan
+	$(MAKE) check-tsan
+
+check-unit: all $(TEST_BINS) $(BUILD)/example_hello
+	@scripts/run-tests.sh $(BUILD) $(TESTS)
+
+check-asan:
+	$(MAKE) SAN=address,undefined check-unit
+
+check-tsan:
+	$(MAKE) SAN=thread all $(BUILD:build=build-thread)/test_pool
+	@LUAPOOL_TSAN=1 scripts/run-tests.sh build-thread test_pool
+
+run: deps all
+	$(BUILD)/luapoold -c conf/luapoold.conf --worker-path $(BUILD)/luapool-worker
+
+bench: all
+	scripts/bench.sh
+
+example: $(BUILD)/example_hello
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(SYSCONFDIR)/luapoold \
+	        $(DESTDIR)$(UNITDIR) $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib
+	install -m 755 $(BUILD)/luapoold $(DESTDIR)$(BINDIR)/luapoold
+	install -m 755 $(BUILD)/luapool-worker $(DESTDIR)$(LIBEXECDIR)/luapool-worker
+	install -m 644 $(BUILD)/libluapool.a $(DESTDIR)$(PREFIX)/lib/libluapool.a
+	install -m 644 include/luapool.h $(DESTDIR)$(PREFIX)/include/luapool.h
+	test -e $(DESTDIR)$(SYSCONFDIR)/luapoold/luapoold.conf || \
+	  install -m 644 conf/luapoold.conf $(DESTDIR)$(SYSCONFDIR)/luapoold/luapoold.conf
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' luapoold.service \
+	  > $(DESTDIR)$(UNITDIR)/luapoold.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/luapoold.service
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/luapoold $(DESTDIR)$(LIBEXECDIR)/luapool-worker \
+	      $(DESTDIR)$(PREFIX)/lib/libluapool.a $(DESTDIR)$(PREFIX)/include/luapool.h \
+	      $(DESTDIR)$(UNITDIR)/luapoold.service
+	-rmdir $(DESTDIR)$(LIBEXECDIR) 2>/dev/null
+	@echo "kept $(DESTDIR)$(SYSCONFDIR)/luapoold/luapoold.conf (your configuration)"
+
+clean:
+	rm -rf build build-*
+
+-include $(wildcard $(BUILD)/obj/*.d $(BUILD)/tobj/*.d)

@@ -1,0 +1,193 @@
+/*
+ * luapool.h - run LuaJIT jobs in a pool of supervised, sandboxed worker
+ * processes.
+ *
+ * The pool owns N worker processes (the executable luapool-worker), a bounded
+ * job queue and one dispatcher thread.  Every job runs in a fresh global
+ * environment where `ctx` is the job's context, under a deadline and a heap
+ * limit; a job that crashes or overruns its deadline costs one worker
+ * process, which the pool replaces.
+ *
+ * Thread safety: every function that takes a `struct luapool *` may be called
+ * from any thread, except luapool_shutdown, which must be called once, after
+ * which the pool pointer is invalid.  Completion callbacks run on the pool's
+ * dispatcher thread: they must not block and must not call luapool_shutdown.
+ *
+ * Ownership: results are cJSON values the caller frees with cJSON_Delete;
+ * luapool_context_set takes ownership of its value.
+ *
+ * Link: cc app.c -Iinclude build/libluapool.a $(pkg-config --cflags --libs libcjson) -lpthread
+ */
+#ifndef LUAPOOL_H
+#define LUAPOOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LUAPOOL_VERSION "0.1.0"
+
+struct luapool;
+struct luapool_context;
+
+enum luapool_status {
+	LUAPOOL_OK = 0,
+	LUAPOOL_E_INVALID,	/* bad argument or malformed request */
+	LUAPOOL_E_BYTECODE,	/* not loadable LuaJIT bytecode for this build */
+	LUAPOOL_E_COMPILE,	/* source does not compile */
+	LUAPOOL_E_SCRIPT,	/* the script raised an error */
+	LUAPOOL_E_MEMORY,	/* heap limit reached */
+	LUAPOOL_E_RESULT,	/* result not serializable or too large */
+	LUAPOOL_E_DEADLINE,	/* deadline passed (queued time included) */
+	LUAPOOL_E_OVERLOADED,	/* queue full */
+	LUAPOOL_E_CRASHED,	/* the worker process died while running the job */
+	LUAPOOL_E_SHUTDOWN	/* the pool is shutting down or shut down */
+};
+
+struct luapool_error {
+	enum luapool_status status;
+	char message[512];
+};
+
+/* Defaults of every option (see luapool_options_init). */
+#define LUAPOOL_DEFAULT_QUEUE_DEPTH	1024u
+#define LUAPOOL_DEFAULT_TIMEOUT_MS	1000u
+#define LUAPOOL_DEFAULT_MAX_TIMEOUT_MS	60000u
+#define LUAPOOL_DEFAULT_MEMORY_MB	128u
+#define LUAPOOL_DEFAULT_MAX_RESULT	(1024u * 1024u)
+#define LUAPOOL_DEFAULT_MAX_JOBS	100000u
+#define LUAPOOL_DEFAULT_CACHE_ENTRIES	256u
+#define LUAPOOL_DEFAULT_GRACE_MS	10u
+#define LUAPOOL_DEFAULT_MAX_DEPTH	256u
+
+struct luapool_options {
+	unsigned workers;		/* 0: one per online CPU */
+	unsigned queue_depth;		/* jobs waiting for a worker, beyond which submit fails */
+	unsigned default_timeout_ms;	/* when a job gives none */
+	unsigned max_timeout_ms;	/* larger requested timeouts are invalid */
+	unsigned memory_limit_mb;	/* Lua heap per worker */
+	size_t max_result_bytes;	/* serialized result size */
+	unsigned max_jobs_per_worker;	/* recycle a worker after this many jobs; 0: never */
+	unsigned cache_entries;		/* bytecode cache per worker */
+	unsigned grace_ms;		/* soft stop to hard stop */
+	unsigned max_json_depth;	/* nesting of contexts and results */
+	int allow_bytecode;		/* 0: only source is accepted */
+	const char *worker_path;	/* NULL: $LUAPOOL_WORKER, install path, next to the executable */
+};
+
+/* Fills `opts` with the defaults above. */
+void luapool_options_init(struct luapool_options *opts);
+
+/* The seed's API ------------------------------------------------------- */
+
+/* Returns a pool of `num_workers` workers (0: one per CPU) or NULL with err filled. */
+struct luapool *luapool_new(unsigned num_workers, struct luapool_error *err);
+struct luapool *luapool_new_with(const struct luapool_options *opts, struct luapool_error *err);
+
+/*
+ * Runs LuaJIT bytecode (as `luajit -b` writes it) with `ctx` (may be NULL)
+ * and waits.  Returns the first return value (JSON null when there is none);
+ * the caller frees it with cJSON_Delete.  NULL on error, with err filled.
+ */
+cJSON *luapool_submit(struct luapool *pool, const void *bytecode, size_t len,
+    const struct luapool_context *ctx, struct luapool_error *err);
+cJSON *luapool_submit_timeout(struct luapool *pool, const void *bytecode, size_t len,
+    const struct luapool_context *ctx, unsigned timeout_ms, struct luapool_error *err);
+
+/* Stops taking jobs, finishes the queued and running ones, stops every
+ * worker and releases the pool's threads, processes and memory.  Returns 0,
+ * or -1 if a worker had to be killed.  The handle itself stays valid so
+ * that later calls fail cleanly with LUAPOOL_E_SHUTDOWN; release it with
+ * luapool_free (which shuts down first if needed). */
+int luapool_shutdown(struct luapool *pool);
+void luapool_free(struct luapool *pool);
+
+/* Live worker processes. */
+unsigned luapool_active_workers(const struct luapool *pool);
+
+struct luapool_context *luapool_context_new(void);
+/* Takes ownership of `value`; replaces an earlier value of `key`. */
+void luapool_context_set(struct luapool_context *ctx, const char *key, cJSON *value);
+/* Borrowed pointer, valid until the key is set again or ctx is freed. */
+const cJSON *luapool_context_get(const struct luapool_context *ctx, const char *key);
+void luapool_context_free(struct luapool_context *ctx);
+
+/* Extensions ------------------------------------------------------------ */
+
+/* Same as luapool_submit_timeout for Lua source text. */
+cJSON *luapool_submit_source(struct luapool *pool, const char *source, size_t len,
+    const struct luapool_context *ctx, unsigned timeout_ms, struct luapool_error *err);
+
+/*
+ * Compiles source to bytecode (debug info kept) in a worker.  Returns a
+ * malloc'd buffer the caller frees, its size in *out_len; NULL on error.
+ */
+void *luapool_compile(struct luapool *pool, const char *source, size_t len,
+    const char *chunkname, size_t *out_len, struct luapool_error *err);
+
+enum luapool_job_kind {
+	/* `request` is a JSON request text {"bytecode"|"source", "context",
+	 * "timeout_ms", "name"}; the worker parses it, not the pool. */
+	LUAPOOL_JOB_EXEC,
+	/* `request` is {"source", "name"}; the reply body is {"bytecode": b64}. */
+	LUAPOOL_JOB_COMPILE
+};
+
+struct luapool_job {
+	enum luapool_job_kind kind;
+	const char *request;		/* JSON text, copied by submit */
+	size_t request_len;
+	const void *chunk;		/* optional: bytecode or source that the request omits */
+	size_t chunk_len;
+	int chunk_is_source;
+	unsigned timeout_ms;		/* 0: the request's own, else the default */
+};
+
+struct luapool_reply {
+	enum luapool_status status;
+	const char *code;		/* stable problem code, e.g. "deadline_exceeded" */
+	const char *body;		/* OK: {"result": ...} or {"bytecode": ...} */
+	size_t body_len;
+	const char *message;		/* errors: what happened */
+	const char *traceback;		/* script errors: may be NULL */
+	int worker_pid;			/* 0 when no worker took the job */
+	double queued_ms, run_ms;
+};
+
+/* Runs on the dispatcher thread once per accepted job, including jobs
+ * failed by shutdown.  The reply's memory is valid only during the call. */
+typedef void luapool_callback(void *arg, const struct luapool_reply *reply);
+
+/* Queues the job.  Returns 0, or -1 with err filled (OVERLOADED, SHUTDOWN,
+ * INVALID), in which case the callback is never called. */
+int luapool_submit_async(struct luapool *pool, const struct luapool_job *job,
+    luapool_callback *done, void *arg, struct luapool_error *err);
+
+struct luapool_stats {
+	unsigned workers_live, workers_busy, workers_idle, workers_target;
+	unsigned queued, queue_depth;
+	uint64_t jobs_by_status[LUAPOOL_E_SHUTDOWN + 1];
+	uint64_t soft_deadline_stops, hard_deadline_stops, backstop_kills;
+	uint64_t crashes, respawns, recycles;
+	uint64_t cache_hits, cache_misses;
+};
+
+void luapool_stats(const struct luapool *pool, struct luapool_stats *out);
+
+/* The stable problem code of a status, e.g. "deadline_exceeded". */
+const char *luapool_status_code(enum luapool_status status);
+
+/* Stops accepting new jobs (they fail with SHUTDOWN); running and queued
+ * jobs still complete.  Returns the number of jobs not yet answered. */
+unsigned luapool_drain(struct luapool *pool);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

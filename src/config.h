@@ -1,0 +1,92 @@
+/*
+ * config.h - luapoold's configuration: defaults, the `key = value` file, the
+ * long options that mirror every key, and validation.
+ *
+ * Precedence: defaults < configuration file < command line.  Every key of
+ * the file is also `--key-with-dashes VALUE` (or `--key-with-dashes=VALUE`).
+ */
+#ifndef CONFIG_H
+#define CONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#define CONFIG_DEFAULT_FILE "/etc/luapoold/luapoold.conf"
+
+struct config {
+	char *listen;			/* "127.0.0.1:8080", "[::1]:8080", ":8080" */
+	unsigned workers;		/* 0: one per CPU */
+	unsigned queue_depth;
+	unsigned default_timeout_ms;
+	unsigned max_timeout_ms;
+	size_t max_body_bytes;
+	unsigned memory_limit_mb;
+	size_t max_result_bytes;
+	unsigned max_json_depth;
+	unsigned max_connections;
+	unsigned connection_timeout_s;	/* idle or slow client */
+	char *auth_token_file;		/* NULL: no auth */
+	int metrics_auth;		/* 1: /metrics needs the token too */
+	int allow_bytecode;
+	char *scripts_dir;		/* NULL: scripts kept in memory only */
+	unsigned max_scripts;
+	unsigned max_jobs_per_worker;
+	unsigned cache_entries;
+	char *log_level;		/* error warn info debug */
+	int access_log;
+	char *worker_path;		/* NULL: the pool's search order */
+	char *tls_cert_file, *tls_key_file;
+	unsigned http_threads;		/* 0: one per CPU */
+
+	/* Not keys: set by the command line only. */
+	char *config_file;		/* -c/--config; NULL: none */
+	int check_only;			/* --check-config */
+};
+
+/* Fills defaults (aborts if out of memory: start-up only).  config_free
+ * releases every string and may be called again. */
+void config_init(struct config *cfg);
+void config_free(struct config *cfg);
+
+/*
+ * Parses the command line into cfg: first it finds -c/--config and loads
+ * that file (if given; without it no file is read), then it applies every
+ * other option over it, whatever the order on the command line.
+ * --help and --version print to stdout and return 1 (caller exits 0).
+ * --check-config sets cfg->check_only and returns 0: the caller then runs
+ * config_validate, reports, and exits 0 or 1 without serving.
+ * Errors are printed to stderr ("file:line: message" for the file,
+ * "luapoold: message" for options) and return -1.  Returns 0 to run.
+ */
+int config_from_args(struct config *cfg, int argc, char **argv);
+
+/* Loads one file over cfg.  -1 with an error printed as "path:line: msg";
+ * cfg may then be partly changed, so a reload loads into a fresh config. */
+int config_load_file(struct config *cfg, const char *path);
+
+/* Sets one key (underscored name) from text.  -1 with `err` filled; err
+ * names the key only when it is unknown (callers prefix it otherwise).
+ * An empty value unsets a path key (auth_token_file, scripts_dir, ...). */
+int config_set(struct config *cfg, const char *key, const char *value, char *err, size_t errlen);
+
+/* Cross-field checks (timeouts, sizes, files readable).  -1 with err filled. */
+int config_validate(const struct config *cfg, char *err, size_t errlen);
+
+/* Prints --help to stdout: the built-in options, then every key as an
+ * option with its default (from config_init) and a one-line description. */
+void config_print_usage(const char *program);
+
+/* Writes every key with its current value to `out`, in file format (unset
+ * keys as "# key ="); reading it back gives the same configuration. */
+void config_print(const struct config *cfg, FILE *out);
+
+/*
+ * Splits a listen value, "host:port", "[v6]:port" or ":port": host gets the
+ * name or address without brackets ("" for all interfaces), port 0..65535
+ * (0: any free port).  host and port may be NULL to only check the text.
+ * -1 with err filled.
+ */
+int config_parse_listen(const char *listen, char *host, size_t host_len,
+    unsigned *port, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,61 @@
+/*
+ * frame.h - the one message format between the pool and a worker process.
+ *
+ * Every message is a fixed header followed by `length` payload bytes; the
+ * reader checks `length` against its limit before reading any payload.
+ *
+ *   pool -> worker  FRAME_EXEC, FRAME_COMPILE: payload = chunk (chunk_len
+ *                   bytes, may be 0) followed by the JSON request text.
+ *   worker -> pool  FRAME_READY once after start-up (no payload);
+ *                   FRAME_REPLY per job: status != 0 carries
+ *                   "code\0message\0traceback", status 0 the response body.
+ */
+#ifndef FRAME_H
+#define FRAME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum frame_type { FRAME_READY = 1, FRAME_EXEC, FRAME_COMPILE, FRAME_REPLY };
+
+/* Request flags */
+#define FRAME_CHUNK_IS_SOURCE	0x1u
+/* Reply flags */
+#define FRAME_SOFT_STOP		0x1u	/* the deadline hook stopped the job */
+#define FRAME_CACHE_HIT		0x2u
+#define FRAME_CACHE_MISS	0x4u
+#define FRAME_EXITING		0x8u	/* hard stop: the worker exits after this reply */
+
+/* The fd a worker finds its socket on. */
+#define FRAME_WORKER_FD 3
+/* Exit status of a worker that stopped a job at its hard deadline. */
+#define FRAME_EXIT_DEADLINE 124
+
+struct frame_header {
+	uint32_t type;
+	uint32_t length;	/* payload bytes */
+	uint64_t job_id;
+	int64_t enqueued_ns;	/* request: CLOCK_MONOTONIC time the job was queued */
+	uint32_t timeout_ms;	/* request: 0 = the request's own or the default */
+	uint32_t chunk_len;	/* request: bytes of chunk before the JSON text */
+	uint32_t status;	/* reply: enum luapool_status */
+	uint32_t flags;
+	uint64_t run_ns;	/* reply: time spent running */
+};
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+int64_t frame_now_ns(void);
+
+/* Blocking I/O for the worker side: all of it or -1 (errno set; 0 bytes
+ * read at a frame boundary gives -1 with errno 0). */
+int frame_read_all(int fd, void *buf, size_t len);
+int frame_write_all(int fd, const void *buf, size_t len);
+/* Writes header + payload with one writev when it fits the socket. */
+int frame_send(int fd, struct frame_header *h, const void *payload, size_t len);
+
+/* Splits an error payload into its three NUL-separated parts (pointers into
+ * `payload`, which must be NUL-terminated after `len`). */
+void frame_split_error(const char *payload, size_t len, const char **code,
+    const char **message, const char **traceback);
+
+#endif

@@ -1,0 +1,27 @@
+/*
+ * log.h - one line per event on stderr, with a level and the function name.
+ * journald adds the time; we add "luapoold[pid]: level: func: ".
+ */
+#ifndef LOG_H
+#define LOG_H
+
+enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
+
+void log_set_level(enum log_level level);
+enum log_level log_get_level(void);
+/* "error" "warn" "info" "debug"; returns -1 for anything else. */
+int log_parse_level(const char *name, enum log_level *out);
+void log_set_name(const char *name);
+void log_message(enum log_level level, const char *func, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+_Noreturn void log_fatal(const char *func, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#define log_error(...) log_message(LOG_ERROR, __func__, __VA_ARGS__)
+#define log_warn(...)  log_message(LOG_WARN, __func__, __VA_ARGS__)
+#define log_info(...)  log_message(LOG_INFO, __func__, __VA_ARGS__)
+#define log_debug(...) do { if (log_get_level() >= LOG_DEBUG) \
+	log_message(LOG_DEBUG, __func__, __VA_ARGS__); } while (0)
+#define fatal(...)     log_fatal(__func__, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,24 @@
+/*
+ * process.h - starting and stopping worker processes (supervisor side).
+ * Uses posix_spawn (fork+exec without copying the threaded parent), so it
+ * is safe to call from any thread of a multi-threaded process.
+ */
+#ifndef PROCESS_H
+#define PROCESS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Finds the worker executable: `configured`, else $LUAPOOL_WORKER, else
+ * the install path, else luapool-worker next to the running executable.
+ * Writes it to out; -1 if none is executable. */
+int process_find_worker(const char *configured, char *out, size_t outlen);
+
+/* Starts `path` with argv and its socket on FRAME_WORKER_FD.  Returns the
+ * pid and our end of the socket (non-blocking, close-on-exec) in *fd. */
+pid_t process_spawn_worker(const char *path, char *const argv[], int *fd);
+
+/* Describes a wait status: "exited with status 3", "killed by signal 11 (SIGSEGV)". */
+void process_describe_status(int status, char *out, size_t outlen);
+
+#endif

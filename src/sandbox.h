@@ -1,0 +1,20 @@
+/*
+ * sandbox.h - locking the worker process down after its VM is built:
+ * no descriptors but stdio and its socket, PR_SET_PDEATHSIG,
+ * PR_SET_NO_NEW_PRIVS and a seccomp filter that allows only the system
+ * calls a running job needs (memory, its socket, its timer, exit).
+ */
+#ifndef SANDBOX_H
+#define SANDBOX_H
+
+#include <sys/types.h>
+
+/* Dies with the process `parent` (checked after arming, to close the race
+ * with a parent that died first).  -1 if the parent is already gone. */
+int sandbox_tie_to_parent(pid_t parent);
+/* Closes every descriptor above `keep`. */
+void sandbox_close_other_fds(int keep);
+/* NO_NEW_PRIVS + the seccomp filter.  -1 with errno on failure. */
+int sandbox_enter(void);
+
+#endif

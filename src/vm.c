@@ -1,0 +1,575 @@
+/*
+ * vm.c - one LuaJIT state per worker process: heap limit, sandbox, fresh
+ * environment per job, bytecode cache, run and compile.
+ *
+ * The state lives as long as the worker; a job only ever sees its own
+ * global table, whose metatable lends it the safe globals and hands out
+ * private copies of the library tables on first use, so nothing a job
+ * writes survives it.  This file must never let a job reach the real
+ * globals, the registry, or a library table shared with the next job.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <luajit.h>
+
+#include "base64.h"
+#include "vm.h"
+#include "vm_json.h"
+
+#define CACHE_MAX_BYTES (16u * 1024u * 1024u)
+
+struct cache_entry {
+	uint64_t hash;
+	uint64_t last_used;
+	size_t len;
+	char *bytes;		/* kind byte + chunk, compared on every hit */
+	int ref;		/* the loaded function in the registry */
+};
+
+struct vm {
+	lua_State *L;
+	size_t used, limit;
+	int memory_refused;
+	volatile int interrupted;
+	struct vm_limits limits;
+	int env_mt_ref, state_ref, handler_ref;
+	struct cache_entry *cache;
+	unsigned cache_count;
+	size_t cache_bytes;
+	uint64_t clock;
+};
+
+/* Job data for the protected runner. */
+struct run_call {
+	struct vm *vm;
+	const struct vm_job *job;
+	struct vm_outcome *out;
+	int compile_only;
+};
+
+static void *
+counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+	struct vm *vm = ud;
+	size_t old = ptr ? osize : 0;
+	if (nsize == 0) {
+		free(ptr);
+		vm->used -= old;
+		return NULL;
+	}
+	if (nsize > old && vm->used - old + nsize > vm->limit) {
+		vm->memory_refused = 1;
+		return NULL;
+	}
+	void *p = realloc(ptr, nsize);
+	if (p == NULL) {
+		vm->memory_refused = 1;
+		return NULL;
+	}
+	vm->used = vm->used - old + nsize;
+	return p;
+}
+
+static struct vm *
+vm_of(lua_State *L)
+{
+	void *ud;
+	lua_getallocf(L, &ud);
+	return ud;
+}
+
+/* string.rep refuses what would not fit in the heap before LuaJIT tries:
+ * LuaJIT itself reports huge sizes as "string length overflow". */
+static int
+safe_string_rep(lua_State *L)
+{
+	size_t len, seplen = 0;
+	luaL_checklstring(L, 1, &len);
+	lua_Number n = luaL_checknumber(L, 2);
+	luaL_optlstring(L, 3, "", &seplen);
+	struct vm *vm = vm_of(L);
+	if (n >= 1) {
+		double total = (double)len * n + (double)seplen * (n - 1);
+		double room = (double)(vm->limit - vm->used);
+		if (total > room) {
+			vm->memory_refused = 1;
+			lua_pushliteral(L, "not enough memory");
+			return lua_error(L);
+		}
+	}
+	lua_pushvalue(L, lua_upvalueindex(1));
+	lua_insert(L, 1);
+	lua_call(L, lua_gettop(L) - 1, 1);
+	return 1;
+}
+
+static void
+deadline_hook(lua_State *L, lua_Debug *ar)
+{
+	(void)ar;
+	luaL_error(L, "deadline exceeded");
+}
+
+void
+vm_interrupt(struct vm *vm)
+{
+	vm->interrupted = 1;
+	lua_sethook(vm->L, deadline_hook, LUA_MASKCOUNT | LUA_MASKCALL | LUA_MASKRET, 1);
+}
+
+/* Error handler of every job: keeps the message, stores the traceback. */
+static int
+on_job_error(lua_State *L)
+{
+	const char *msg = lua_tostring(L, 1);
+	if (msg == NULL) {
+		if (luaL_callmeta(L, 1, "__tostring") && lua_isstring(L, -1))
+			msg = lua_tostring(L, -1);
+		else
+			msg = lua_pushfstring(L, "(error object is a %s value)",
+			    luaL_typename(L, 1));
+	}
+	luaL_traceback(L, L, NULL, 1);
+	lua_rawseti(L, lua_upvalueindex(1), 2);
+	lua_pushstring(L, msg);
+	return 1;
+}
+
+/*
+ * The sandbox, written in Lua because it is mostly tables.  Receives the
+ * real globals, the json table and the state table (slot 1: the running
+ * job's environment, slot 2: the last traceback); returns the metatable
+ * every job environment gets.
+ */
+static const char sandbox_source[] =
+	"local G, json, state = ...\n"
+	"local pairs, rawset, real_load, real_setfenv = G.pairs, G.rawset, G.load, G.setfenv\n"
+	"local function copy(t) local c = {} for k, v in pairs(t) do c[k] = v end return c end\n"
+	"local base = {}\n"
+	"for _, k in G.ipairs{'assert','error','ipairs','next','pairs','pcall','select',\n"
+	"  'tonumber','tostring','type','unpack','xpcall','rawequal','rawget','rawset',\n"
+	"  'setmetatable','getmetatable'} do base[k] = G[k] end\n"
+	"base._VERSION = G._VERSION\n"
+	"function base.load(chunk, name, mode, env)\n"
+	"  local f, err = real_load(chunk, name, 't')\n"
+	"  if not f then return nil, err end\n"
+	"  real_setfenv(f, env or state[1])\n"
+	"  return f\n"
+	"end\n"
+	"function base.loadstring(s, name) return base.load(s, name) end\n"
+	"local math = copy(G.math) math.randomseed = nil\n"
+	"local string = copy(G.string) string.dump = nil\n"
+	"local os = { clock = G.os.clock, time = G.os.time, date = G.os.date,\n"
+	"  difftime = G.os.difftime }\n"
+	"local libs = { string = string, table = G.table, math = math, bit = G.bit,\n"
+	"  coroutine = G.coroutine, os = os, json = json }\n"
+	"local mt = { __metatable = false }\n"
+	"function mt.__index(env, k)\n"
+	"  local lib = libs[k]\n"
+	"  if lib then lib = copy(lib) rawset(env, k, lib) return lib end\n"
+	"  if k == '_G' then rawset(env, '_G', env) return env end\n"
+	"  return base[k]\n"
+	"end\n"
+	"G.getmetatable('').__metatable = false\n"
+	"return mt\n";
+
+static int
+open_sandbox(lua_State *L)
+{
+	struct vm *vm = lua_touserdata(L, 1);
+	luaL_openlibs(L);
+	/* The real string.rep, checked; the sandbox copies string after this. */
+	lua_getglobal(L, "string");
+	lua_getfield(L, -1, "rep");
+	lua_pushcclosure(L, safe_string_rep, 1);
+	lua_setfield(L, -2, "rep");
+	lua_pop(L, 1);
+
+	lua_newtable(L);			/* state */
+	lua_pushvalue(L, -1);
+	vm->state_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	lua_pushvalue(L, -1);
+	lua_pushcclosure(L, on_job_error, 1);
+	vm->handler_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+
+	if (luaL_loadbuffer(L, sandbox_source, sizeof(sandbox_source) - 1, "=sandbox") != 0)
+		return lua_error(L);
+	lua_pushvalue(L, LUA_GLOBALSINDEX);
+	vm_json_open(L, vm->limits.max_depth);
+	lua_pushvalue(L, -4);			/* state */
+	lua_call(L, 3, 1);
+	vm->env_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	return 0;
+}
+
+struct vm *
+vm_new(const struct vm_limits *limits, char *err, size_t errlen)
+{
+	struct vm *vm = calloc(1, sizeof(*vm));
+	if (vm == NULL)
+		goto fail;
+	vm->limits = *limits;
+	vm->limit = limits->memory_bytes;
+	vm->cache = calloc(limits->cache_entries ? limits->cache_entries : 1, sizeof(*vm->cache));
+	if (vm->cache == NULL)
+		goto fail;
+	vm->L = lua_newstate(counting_alloc, vm);
+	if (vm->L == NULL) {
+		snprintf(err, errlen, "lua_newstate failed");
+		goto fail;
+	}
+	if (lua_cpcall(vm->L, open_sandbox, vm) != 0) {
+		snprintf(err, errlen, "sandbox: %s", lua_tostring(vm->L, -1));
+		goto fail;
+	}
+	lua_settop(vm->L, 0);
+	return vm;
+fail:
+	if (err[0] == '\0')
+		snprintf(err, errlen, "out of memory");
+	vm_free(vm);
+	return NULL;
+}
+
+void
+vm_free(struct vm *vm)
+{
+	if (vm == NULL)
+		return;
+	if (vm->L)
+		lua_close(vm->L);
+	for (unsigned i = 0; i < vm->cache_count; i++)
+		free(vm->cache[i].bytes);
+	free(vm->cache);
+	free(vm);
+}
+
+size_t
+vm_memory_used(const struct vm *vm)
+{
+	return vm->used;
+}
+
+const char *
+vm_version(void)
+{
+	return LUAJIT_VERSION;
+}
+
+static uint64_t
+hash_chunk(char kind, const char *p, size_t len)
+{
+	uint64_t h = 1469598103934665603ULL ^ (unsigned char)kind;
+	for (size_t i = 0; i < len; i++) {
+		h ^= (unsigned char)p[i];
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
+static struct cache_entry *
+cache_find(struct vm *vm, uint64_t hash, char kind, const char *chunk, size_t len)
+{
+	for (unsigned i = 0; i < vm->cache_count; i++) {
+		struct cache_entry *e = &vm->cache[i];
+		if (e->hash == hash && e->len == len + 1 && e->bytes[0] == kind &&
+		    memcmp(e->bytes + 1, chunk, len) == 0)
+			return e;
+	}
+	return NULL;
+}
+
+static void
+cache_evict_oldest(struct vm *vm)
+{
+	unsigned oldest = 0;
+	for (unsigned i = 1; i < vm->cache_count; i++)
+		if (vm->cache[i].last_used < vm->cache[oldest].last_used)
+			oldest = i;
+	struct cache_entry *e = &vm->cache[oldest];
+	luaL_unref(vm->L, LUA_REGISTRYINDEX, e->ref);
+	vm->cache_bytes -= e->len;
+	free(e->bytes);
+	*e = vm->cache[--vm->cache_count];
+}
+
+/* Takes the function on top of the stack into the cache (leaves it there). */
+static void
+cache_store(struct vm *vm, uint64_t hash, char kind, const char *chunk, size_t len)
+{
+	if (vm->limits.cache_entries == 0 || len + 1 > CACHE_MAX_BYTES / 4)
+		return;
+	while (vm->cache_count > 0 && (vm->cache_count >= vm->limits.cache_entries ||
+	    vm->cache_bytes + len + 1 > CACHE_MAX_BYTES))
+		cache_evict_oldest(vm);
+	char *bytes = malloc(len + 1);
+	if (bytes == NULL)
+		return;
+	bytes[0] = kind;
+	memcpy(bytes + 1, chunk, len);
+	lua_pushvalue(vm->L, -1);
+	struct cache_entry *e = &vm->cache[vm->cache_count++];
+	e->hash = hash;
+	e->len = len + 1;
+	e->bytes = bytes;
+	e->last_used = ++vm->clock;
+	e->ref = luaL_ref(vm->L, LUA_REGISTRYINDEX);
+	vm->cache_bytes += len + 1;
+}
+
+static void
+set_outcome(struct vm_outcome *out, enum luapool_status status, const char *code,
+    const char *message)
+{
+	out->status = status;
+	out->code = code;
+	snprintf(out->message, sizeof(out->message), "%s", message);
+}
+
+static int
+is_bytecode(const char *chunk, size_t len)
+{
+	return len >= 4 && chunk[0] == '\033' && chunk[1] == 'L' && chunk[2] == 'J';
+}
+
+/* Pushes the job's function, from the cache or freshly loaded.  -1 with
+ * the outcome set when the chunk does not load. */
+static int
+push_job_function(struct run_call *rc)
+{
+	struct vm *vm = rc->vm;
+	const struct vm_job *job = rc->job;
+	lua_State *L = vm->L;
+	char kind = job->is_source ? 's' : 'b';
+	uint64_t hash = hash_chunk(kind, job->chunk, job->chunk_len);
+	struct cache_entry *e = cache_find(vm, hash, kind, job->chunk, job->chunk_len);
+	if (e != NULL) {
+		e->last_used = ++vm->clock;
+		lua_rawgeti(L, LUA_REGISTRYINDEX, e->ref);
+		rc->out->cache_hit = 1;
+		return 0;
+	}
+	rc->out->cache_miss = 1;
+	if (!job->is_source && !is_bytecode(job->chunk, job->chunk_len)) {
+		set_outcome(rc->out, LUAPOOL_E_BYTECODE, "invalid_bytecode",
+		    "not LuaJIT bytecode (it must start with \\033LJ, as luajit -b writes it)");
+		return -1;
+	}
+	char chunkname[80];
+	snprintf(chunkname, sizeof(chunkname), "=%.64s", job->name ? job->name : "job");
+	int rc_load = luaL_loadbufferx(L, job->chunk, job->chunk_len, chunkname,
+	    job->is_source ? "t" : "b");
+	if (rc_load != 0) {
+		if (rc_load == LUA_ERRMEM)
+			lua_error(L);
+		const char *msg = lua_tostring(L, -1);
+		if (job->is_source)
+			set_outcome(rc->out, LUAPOOL_E_COMPILE, "compile_error", msg);
+		else
+			set_outcome(rc->out, LUAPOOL_E_BYTECODE, "invalid_bytecode", msg);
+		lua_pop(L, 1);
+		return -1;
+	}
+	cache_store(vm, hash, kind, job->chunk, job->chunk_len);
+	return 0;
+}
+
+static void
+push_environment(struct run_call *rc)
+{
+	lua_State *L = rc->vm->L;
+	lua_createtable(L, 0, 4);
+	char err[256];
+	if (rc->job->context == NULL) {
+		lua_newtable(L);
+	} else if (vm_json_push(L, rc->job->context, "context", rc->vm->limits.max_depth,
+	    err, sizeof(err)) == -1) {
+		lua_pushstring(L, err);
+		lua_error(L);
+	}
+	lua_setfield(L, -2, "ctx");
+	lua_rawgeti(L, LUA_REGISTRYINDEX, rc->vm->env_mt_ref);
+	lua_setmetatable(L, -2);
+	/* load() inside the job binds to this environment. */
+	lua_rawgeti(L, LUA_REGISTRYINDEX, rc->vm->state_ref);
+	lua_pushvalue(L, -2);
+	lua_rawseti(L, -2, 1);
+	lua_pop(L, 1);
+}
+
+static void
+classify_failure(struct run_call *rc, int status)
+{
+	struct vm *vm = rc->vm;
+	lua_State *L = vm->L;
+	const char *msg = lua_tostring(L, -1);
+	if (msg == NULL)
+		msg = "error";
+	if (vm->interrupted) {
+		rc->out->soft_stopped = 1;
+		set_outcome(rc->out, LUAPOOL_E_DEADLINE, "deadline_exceeded",
+		    "deadline exceeded (the job was stopped)");
+	} else if (status == LUA_ERRMEM || vm->memory_refused) {
+		snprintf(rc->out->message, sizeof(rc->out->message),
+		    "memory limit of %zu MiB exceeded", vm->limit >> 20);
+		rc->out->status = LUAPOOL_E_MEMORY;
+		rc->out->code = "memory_limit_exceeded";
+	} else {
+		set_outcome(rc->out, LUAPOOL_E_SCRIPT, "script_error", msg);
+		lua_rawgeti(L, LUA_REGISTRYINDEX, vm->state_ref);
+		lua_rawgeti(L, -1, 2);
+		size_t len;
+		const char *tb = lua_tolstring(L, -1, &len);
+		if (tb)
+			buffer_append(&rc->out->traceback, tb, len);
+		lua_pop(L, 2);
+	}
+}
+
+static void
+encode_result(struct run_call *rc)
+{
+	struct buffer *body = &rc->out->body;
+	char err[512];
+	buffer_append_string(body, "{\"result\":");
+	enum vm_json_result r = vm_json_encode(rc->vm->L, -1, body, "result",
+	    rc->vm->limits.max_depth, err, sizeof(err));
+	if (r == VM_JSON_OK && buffer_append_char(body, '}') == 0) {
+		set_outcome(rc->out, LUAPOOL_OK, "ok", "");
+	} else if (r == VM_JSON_NOT_SERIALIZABLE) {
+		set_outcome(rc->out, LUAPOOL_E_RESULT, "result_not_serializable", err);
+	} else {
+		snprintf(rc->out->message, sizeof(rc->out->message),
+		    "result larger than max_result_bytes (%zu bytes)", rc->vm->limits.max_result_bytes);
+		rc->out->status = LUAPOOL_E_RESULT;
+		rc->out->code = "result_too_large";
+	}
+}
+
+/* Runs inside lua_cpcall: an out-of-memory anywhere lands in vm_run. */
+static int
+run_protected(lua_State *L)
+{
+	struct run_call *rc = lua_touserdata(L, 1);
+	lua_settop(L, 0);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, rc->vm->handler_ref);	/* 1 */
+	if (push_job_function(rc) == -1)			/* 2 */
+		return 0;
+	push_environment(rc);					/* 3 */
+	lua_pushvalue(L, 3);
+	lua_setfenv(L, 2);
+	lua_pop(L, 1);
+	int status = lua_pcall(L, 0, 1, 1);
+	if (status != 0) {
+		classify_failure(rc, status);
+		return 0;
+	}
+	encode_result(rc);
+	return 0;
+}
+
+static void
+reset_outcome(struct vm_outcome *out)
+{
+	out->status = LUAPOOL_OK;
+	out->code = "ok";
+	out->message[0] = '\0';
+	out->cache_hit = out->cache_miss = out->soft_stopped = 0;
+	buffer_reset(&out->body);
+	buffer_reset(&out->traceback);
+}
+
+/* Clears what a job leaves in the state: stack, hook, its environment. */
+static void
+after_job(struct vm *vm, int collect)
+{
+	lua_State *L = vm->L;
+	lua_settop(L, 0);
+	lua_sethook(L, NULL, 0, 0);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, vm->state_ref);
+	lua_pushnil(L);
+	lua_rawseti(L, -2, 1);
+	lua_pushnil(L);
+	lua_rawseti(L, -2, 2);
+	lua_pop(L, 1);
+	if (collect || vm->used > vm->limit / 2)
+		lua_gc(L, LUA_GCCOLLECT, 0);
+	vm->interrupted = 0;
+	vm->memory_refused = 0;
+}
+
+int
+vm_run(struct vm *vm, const struct vm_job *job, struct vm_outcome *out)
+{
+	reset_outcome(out);
+	vm->memory_refused = 0;
+	struct run_call rc = { .vm = vm, .job = job, .out = out };
+	int status = lua_cpcall(vm->L, run_protected, &rc);
+	if (status != 0)
+		classify_failure(&rc, status);
+	int collect = out->status == LUAPOOL_E_MEMORY;
+	if (out->status != LUAPOOL_OK)
+		buffer_reset(&out->body);
+	after_job(vm, collect);
+	return 0;
+}
+
+static int
+dump_to_buffer(lua_State *L, const void *p, size_t sz, void *ud)
+{
+	(void)L;
+	return buffer_append(ud, p, sz);
+}
+
+static int
+compile_protected(lua_State *L)
+{
+	struct run_call *rc = lua_touserdata(L, 1);
+	lua_settop(L, 0);
+	const struct vm_job *job = rc->job;
+	char chunkname[80];
+	snprintf(chunkname, sizeof(chunkname), "=%.64s", job->name ? job->name : "job");
+	int st = luaL_loadbufferx(L, job->chunk, job->chunk_len, chunkname, "t");
+	if (st == LUA_ERRMEM)
+		return lua_error(L);
+	if (st != 0) {
+		set_outcome(rc->out, LUAPOOL_E_COMPILE, "compile_error", lua_tostring(L, -1));
+		return 0;
+	}
+	struct buffer raw;
+	buffer_init(&raw, 0);
+	int dumped = lua_dump(L, dump_to_buffer, &raw) == 0;
+	struct buffer *body = &rc->out->body;
+	if (dumped && buffer_append_string(body, "{\"bytecode\":\"") == 0 &&
+	    buffer_reserve(body, base64_encoded_size(raw.len) + 64) == 0) {
+		body->len += base64_encode(raw.data, raw.len, body->data + body->len);
+		buffer_printf(body, "\",\"size\":%zu}", raw.len);
+		set_outcome(rc->out, LUAPOOL_OK, "ok", "");
+	} else {
+		set_outcome(rc->out, LUAPOOL_E_RESULT, "result_too_large",
+		    "compiled bytecode larger than max_result_bytes");
+	}
+	buffer_free(&raw);
+	return 0;
+}
+
+int
+vm_compile(struct vm *vm, const char *source, size_t len, const char *name,
+    struct vm_outcome *out)
+{
+	reset_outcome(out);
+	struct vm_job job = { .chunk = source, .chunk_len = len, .is_source = 1, .name = name };
+	struct run_call rc = { .vm = vm, .job = &job, .out = out, .compile_only = 1 };
+	int status = lua_cpcall(vm->L, compile_protected, &rc);
+	if (status != 0)
+		classify_failure(&rc, status);
+	after_job(vm, 0);
+	return 0;
+}

@@ -1,0 +1,64 @@
+/*
+ * vm.h - the worker's LuaJIT state: a counting allocator with a heap
+ * limit, the sandbox and the fresh per-job environment (DESIGN §3), the
+ * bytecode cache, running a job and compiling source.
+ *
+ * vm*.c are the only files that include the Lua headers.
+ */
+#ifndef VM_H
+#define VM_H
+
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+#include "buffer.h"
+#include "luapool.h"
+
+struct vm;
+
+struct vm_limits {
+	size_t memory_bytes;
+	size_t max_result_bytes;
+	unsigned max_depth;
+	unsigned cache_entries;
+};
+
+struct vm_job {
+	const char *chunk;		/* bytecode or source */
+	size_t chunk_len;
+	int is_source;
+	const char *name;		/* chunk name for messages; NULL: "job" */
+	const cJSON *context;		/* NULL: an empty table */
+};
+
+struct vm_outcome {
+	enum luapool_status status;
+	const char *code;		/* stable problem code */
+	char message[1024];
+	struct buffer body;		/* OK: the response body */
+	struct buffer traceback;	/* script errors */
+	int cache_hit, cache_miss, soft_stopped;
+};
+
+struct vm *vm_new(const struct vm_limits *limits, char *err, size_t errlen);
+void vm_free(struct vm *vm);
+
+/* The soft stop: makes running Lua code raise "deadline exceeded" at its
+ * next instruction, and again after every pcall that catches it.
+ * Async-signal-safe; the hook stays until the job ends. */
+void vm_interrupt(struct vm *vm);
+
+/* outcome->body and ->traceback must be initialized buffers; they are
+ * reset, not freed.  Returns 0 if the job ran (status tells how), -1 on a
+ * worker-level failure. */
+int vm_run(struct vm *vm, const struct vm_job *job, struct vm_outcome *outcome);
+/* Compiles source; body is {"bytecode": base64, "size": n}. */
+int vm_compile(struct vm *vm, const char *source, size_t len, const char *name,
+    struct vm_outcome *outcome);
+
+size_t vm_memory_used(const struct vm *vm);
+/* "LuaJIT 2.1.0-beta3" */
+const char *vm_version(void);
+
+#endif
