@@ -1,0 +1,19 @@
+#!/bin/sh
+# Installs the Debian 12 packages luapoold needs to build, test and
+# benchmark, only those that are missing.  Uses sudo when not root.
+set -eu
+packages="build-essential pkg-config libluajit2-5.1-dev luajit2 libmicrohttpd-dev
+libcjson-dev check curl jq"
+missing=""
+for p in $packages; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+		missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "installing:$missing"
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -q
+# luajit2 conflicts with Debian's plain luajit: replace it if present.
+$sudo apt-get install -y -q $missing

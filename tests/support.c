@@ -1,0 +1,138 @@
+/*
+ * support.c - test helpers (see support.h).
+ */
+#include <ctype.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "support.h"
+
+int64_t
+support_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+char *
+support_read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (f == NULL)
+		return NULL;
+	size_t cap = 4096, n = 0;
+	char *data = malloc(cap);
+	for (;;) {
+		if (n + 1024 > cap)
+			data = realloc(data, cap *= 2);
+		size_t k = fread(data + n, 1, cap - n - 1, f);
+		if (k == 0)
+			break;
+		n += k;
+	}
+	fclose(f);
+	data[n] = '\0';
+	if (len)
+		*len = n;
+	return data;
+}
+
+static int
+read_stat(pid_t pid, char *comm, size_t commlen, pid_t *ppid, char *state)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	char *text = support_read_file(path, NULL);
+	if (text == NULL)
+		return -1;
+	char *open = strchr(text, '('), *close = strrchr(text, ')');
+	int rc = -1;
+	if (open && close && close > open) {
+		size_t n = (size_t)(close - open - 1);
+		if (n >= commlen)
+			n = commlen - 1;
+		memcpy(comm, open + 1, n);
+		comm[n] = '\0';
+		int pp;
+		if (sscanf(close + 2, "%c %d", state, &pp) == 2) {
+			*ppid = pp;
+			rc = 0;
+		}
+	}
+	free(text);
+	return rc;
+}
+
+int
+support_children(pid_t parent, const char *comm, pid_t *out, int max)
+{
+	DIR *d = opendir("/proc");
+	int n = 0;
+	struct dirent *e;
+	while (d && (e = readdir(d)) != NULL && n < max) {
+		if (!isdigit((unsigned char)e->d_name[0]))
+			continue;
+		pid_t pid = atoi(e->d_name), ppid;
+		char name[64], state;
+		if (read_stat(pid, name, sizeof(name), &ppid, &state) == 0 && ppid == parent &&
+		    strncmp(name, comm, 15) == 0 && state != 'Z')
+			out[n++] = pid;
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
+long
+support_proc_status(pid_t pid, const char *key)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	char *text = support_read_file(path, NULL);
+	if (text == NULL)
+		return -1;
+	long value = -1;
+	size_t klen = strlen(key);
+	for (char *line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+		if (strncmp(line, key, klen) == 0 && line[klen] == ':') {
+			value = strtol(line + klen + 1, NULL, 10);
+			break;
+		}
+	}
+	free(text);
+	return value;
+}
+
+int
+support_process_alive(pid_t pid)
+{
+	char comm[64], state;
+	pid_t ppid;
+	if (read_stat(pid, comm, sizeof(comm), &ppid, &state) == -1)
+		return 0;
+	return state != 'Z';
+}
+
+int
+support_free_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	if (fd == -1 || bind(fd, (struct sockaddr *)&a, sizeof(a)) == -1 ||
+	    getsockname(fd, (struct sockaddr *)&a, &len) == -1) {
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	return ntohs(a.sin_port);
+}
