@@ -70,7 +70,7 @@ sandbox_enter(void)
 		/* os.clock, os.time */
 		ALLOW(SYS_clock_gettime), ALLOW(SYS_gettimeofday), ALLOW(SYS_times),
 		ALLOW(SYS_getrusage), ALLOW(SYS_getpid),
-		ALLOW(SYS_futex), ALLOW(SYS_exit), ALLOW(SYS_exit_group),
+		ALLOW(SYS_futex), ALLOW(SYS_exit), ALLOW(SYS_exit_group), ALLOW(SYS_sigaltstack),
 #ifdef SYS_time
 		ALLOW(SYS_time),
 #endif

@@ -124,7 +124,9 @@ format_integer(long long value, char *out)
  * Writes x as JSON into out (NUMBER_TEXT_SIZE bytes) and returns the
  * length, or 0 when x is NaN or infinite.  Integers below 2^53 print
  * without a fraction (-0 as 0); other numbers use the fewest significant
- * digits (14 to 17) that read back as the same double.
+ * digits (14 to 17) that read back as the same double.  The search starts
+ * at 15: when 14 digits suffice, %.15g prints the same text (a double is
+ * too precise for the 15th digit of that number to be anything but 0).
  */
 static size_t
 format_number(double x, char *out)
@@ -133,7 +135,7 @@ format_number(double x, char *out)
 		return 0;
 	if (fabs(x) < 9007199254740992.0 && x == (double)(long long)x)
 		return format_integer((long long)x, out);
-	for (int digits = 14; digits < 17; digits++) {
+	for (int digits = 15; digits < 17; digits++) {
 		int len = snprintf(out, NUMBER_TEXT_SIZE, "%.*g", digits, x);
 		if (strtod(out, NULL) == x)
 			return (size_t)len;
