@@ -179,6 +179,9 @@ struct luapool_stats {
 
 void luapool_stats(const struct luapool *pool, struct luapool_stats *out);
 
+/* The workers' engine, e.g. "LuaJIT 2.1.0-beta3" (empty until one started). */
+void luapool_engine_version(const struct luapool *pool, char *out, size_t outlen);
+
 /* The stable problem code of a status, e.g. "deadline_exceeded". */
 const char *luapool_status_code(enum luapool_status status);
 

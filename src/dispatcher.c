@@ -278,6 +278,11 @@ handle_frame(struct luapool *pool, struct worker *w, const struct frame_header *
 		w->backstop_ns = 0;
 		w->quick_failures = 0;
 		w->ready = 1;
+		if (h->length > 0 && h->length < sizeof(pool->engine_version)) {
+			pthread_mutex_lock(&pool->lock);
+			memcpy(pool->engine_version, payload, h->length + 1);
+			pthread_mutex_unlock(&pool->lock);
+		}
 		atomic_fetch_add(&pool->live, 1);
 		log_debug("worker %d ready in %.2f ms", (int)w->pid,
 		    (double)(frame_now_ns() - w->spawned_ns) / 1e6);

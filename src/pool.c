@@ -481,6 +481,15 @@ luapool_stats(const struct luapool *pool, struct luapool_stats *out)
 	    out->workers_live - out->workers_busy : 0;
 }
 
+void
+luapool_engine_version(const struct luapool *pool, char *out, size_t outlen)
+{
+	struct luapool *p = (struct luapool *)(uintptr_t)pool;
+	pthread_mutex_lock(&p->lock);
+	snprintf(out, outlen, "%s", p->engine_version);
+	pthread_mutex_unlock(&p->lock);
+}
+
 unsigned
 luapool_drain(struct luapool *pool)
 {

@@ -82,6 +82,7 @@ struct luapool {
 	int epfd, wakefd;
 	struct worker *workers;
 	unsigned nworkers;
+	char engine_version[64];	/* from the first FRAME_READY */
 	int startup_failed;		/* set when no worker could start */
 	int kill_needed;		/* shutdown had to SIGKILL a worker */
 };

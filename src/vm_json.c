@@ -23,9 +23,10 @@
 #include "json.h"
 #include "vm_json.h"
 
-/* json.encode output bound: the helper has no configured result limit, and
- * a table reached many times (not a cycle) can expand exponentially. */
-#define HELPER_TEXT_LIMIT	((size_t)64 * 1024 * 1024)
+/* json.encode output bound.  The text is malloc'd outside the Lua heap
+ * limit, and a table reached many times (not a cycle) can expand
+ * exponentially, so it needs a bound of its own. */
+#define HELPER_TEXT_LIMIT	((size_t)16 * 1024 * 1024)
 
 /* Room for a number: "-1.2345678901234567e-308" and a NUL. */
 #define NUMBER_TEXT_SIZE	32
@@ -320,34 +321,21 @@ put_char(struct encoder *e, char c)
 	return buffer_append_char(e->out, c) == 0 ? VM_JSON_OK : VM_JSON_TOO_LARGE;
 }
 
+/* Writes the escape of c: quotes, backslashes and control characters. */
 static int
 append_escape(struct buffer *out, unsigned char c)
 {
+	/* Pairs of a character and the letter of its two-character escape. */
+	static const char short_forms[] = "\"\"\\\\\bb\ff\nn\rr\tt";
 	char escape[6] = { '\\', 'u', '0', '0', hex_digits[c >> 4], hex_digits[c & 15] };
 
-	switch (c) {
-	case '"':
-	case '\\':
-		escape[1] = (char)c;
-		return buffer_append(out, escape, 2);
-	case '\b':
-		escape[1] = 'b';
-		return buffer_append(out, escape, 2);
-	case '\f':
-		escape[1] = 'f';
-		return buffer_append(out, escape, 2);
-	case '\n':
-		escape[1] = 'n';
-		return buffer_append(out, escape, 2);
-	case '\r':
-		escape[1] = 'r';
-		return buffer_append(out, escape, 2);
-	case '\t':
-		escape[1] = 't';
-		return buffer_append(out, escape, 2);
-	default:
-		return buffer_append(out, escape, 6);
+	for (const char *form = short_forms; *form != '\0'; form += 2) {
+		if ((unsigned char)form[0] == c) {
+			escape[1] = form[1];
+			return buffer_append(out, escape, 2);
+		}
 	}
+	return buffer_append(out, escape, 6);
 }
 
 /*

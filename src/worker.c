@@ -314,7 +314,8 @@ worker_run(struct vm *vm, const struct worker_options *opts)
 	buffer_init(&out.body, opts->vm.max_result_bytes + 64);
 	buffer_init(&out.traceback, 16384);
 	grace_ns = (int64_t)opts->grace_ms * 1000000;
-	if (frame_send(FRAME_WORKER_FD, &h, NULL, 0) == -1)
+	const char *version = vm_version();
+	if (frame_send(FRAME_WORKER_FD, &h, version, strlen(version)) == -1)
 		goto done;
 	for (;;) {
 		if (frame_read_all(FRAME_WORKER_FD, &h, sizeof(h)) == -1)
