@@ -67,7 +67,7 @@ TEST_SUPPORT := $(patsubst tests/%.c,$(BUILD)/tobj/%.o,$(filter-out tests/test_%
 ALL_OBJ    := $(sort $(LIB_OBJ) $(WORKER_OBJ) $(DAEMON_OBJ))
 
 .PHONY: all check check-unit check-integration check-asan check-tsan run deps \
-        install uninstall clean bench example
+        install uninstall clean bench bench-engine example
 
 all: $(BUILD)/luapoold $(BUILD)/luapool-worker $(BUILD)/libluapool.a
 
@@ -91,6 +91,9 @@ $(BUILD)/luapoold: $(BUILD)/obj/luapoold.o $(DAEMON_OBJ) $(BUILD)/libluapool.a
 
 $(BUILD)/test_%: $(BUILD)/tobj/test_%.o $(TEST_SUPPORT) $(ALL_OBJ)
 	$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(LUA_LIBS) $(MHD_LIBS) $(CJSON_LIBS) -lpthread -lm
+
+$(BUILD)/bench_engine: scripts/bench_engine.c $(ALL_OBJ)
+	$(CC) $(ALL_CFLAGS) $(LUA_CFLAGS) $(CJSON_CFLAGS) $(LDFLAGS_SAN) -o $@ $^ $(LUA_LIBS) $(MHD_LIBS) $(CJSON_LIBS) -lpthread -lm
 
 $(BUILD)/example_hello: examples/hello.c $(BUILD)/libluapool.a
 	$(CC) -o $@ examples/hello.c -Iinclude $(BUILD)/libluapool.a $(CJSON_CFLAGS) $(CJSON_LIBS) -lpthread
@@ -119,6 +122,9 @@ run: deps all
 
 bench: all
 	scripts/bench.sh
+
+bench-engine: all $(BUILD)/bench_engine
+	LUAPOOL_WORKER=$(BUILD)/luapool-worker $(BUILD)/bench_engine 2
 
 example: $(BUILD)/example_hello
 

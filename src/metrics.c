@@ -251,7 +251,7 @@ append_pool(struct buffer *out, const struct luapool_stats *stats)
 	    append_single(out, "worker_respawns_total", "counter",
 	    "Worker processes started to replace one.", stats->respawns) == -1 ||
 	    append_single(out, "worker_recycles_total", "counter",
-	    "Worker processes retired after their job or heap limit.",
+	    "Worker processes retired after max_jobs_per_worker jobs or a high heap.",
 	    stats->recycles) == -1 ||
 	    append_single(out, "cache_hits_total", "counter",
 	    "Bytecode cache hits in the workers.", stats->cache_hits) == -1 ||
