@@ -78,6 +78,7 @@ struct luapool_options {
 	unsigned max_json_depth;	/* nesting of contexts and results */
 	int allow_bytecode;		/* 0: only source is accepted */
 	const char *worker_path;	/* NULL: $LUAPOOL_WORKER, install path, next to the executable */
+	int external_dispatch;		/* 1: no pool thread; see luapool_dispatch */
 };
 
 /* Fills `opts` with the defaults above. */
@@ -178,6 +179,18 @@ struct luapool_stats {
 };
 
 void luapool_stats(const struct luapool *pool, struct luapool_stats *out);
+
+/*
+ * External dispatch (options.external_dispatch = 1): the pool starts no
+ * thread; the thread that created it runs the dispatcher from its own
+ * event loop, so replies need no extra thread hop.  Watch luapool_poll_fd
+ * (readable when there is work) and call luapool_dispatch after it fires
+ * and after submitting; it never blocks, runs completion callbacks, and
+ * returns the milliseconds until its next timer (-1: none).  Other threads
+ * may still submit.  luapool_shutdown must then be called from that thread.
+ */
+int luapool_poll_fd(const struct luapool *pool);
+int luapool_dispatch(struct luapool *pool);
 
 /* The workers' engine, e.g. "LuaJIT 2.1.0-beta3" (empty until one started). */
 void luapool_engine_version(const struct luapool *pool, char *out, size_t outlen);

@@ -571,11 +571,18 @@ handle_event(struct luapool *pool, const struct epoll_event *ev)
 		read_worker(pool, w);
 }
 
-static void *
-dispatcher_main(void *arg)
+static int
+is_stopping(struct luapool *pool)
 {
-	struct luapool *pool = arg;
-	struct epoll_event events[64];
+	pthread_mutex_lock(&pool->lock);
+	int stopping = pool->stopping;
+	pthread_mutex_unlock(&pool->lock);
+	return stopping;
+}
+
+static void
+spawn_all_workers(struct luapool *pool)
+{
 	for (unsigned i = 0; i < pool->nworkers; i++) {
 		if (worker_spawn(pool, &pool->workers[i]) == -1) {
 			pthread_mutex_lock(&pool->lock);
@@ -584,32 +591,62 @@ dispatcher_main(void *arg)
 			schedule_respawn(pool, &pool->workers[i], 1);
 		}
 	}
-	for (;;) {
-		dispatch_jobs(pool);
-		int stopping = pool->stopping;
-		if (stopping && !work_remains(pool)) {
-			stop_idle_workers(pool);
-			if (all_workers_down(pool))
-				break;
-		}
-		int64_t now = frame_now_ns();
-		int timeout = next_timeout_ms(pool, now);
-		int idle = any_worker_idle(pool);
-		/* Announce the sleep before the last look at the queue, so a
-		 * submit either sees the flag or its job is seen here. */
-		atomic_store(&pool->dispatcher_sleeping, 1);
-		pthread_mutex_lock(&pool->lock);
-		int wake_now = (pool->head != NULL && idle) || pool->stopping != stopping;
-		pthread_mutex_unlock(&pool->lock);
-		int n = epoll_wait(pool->epfd, events, 64, wake_now ? 0 : timeout);
-		atomic_store(&pool->dispatcher_sleeping, 0);
-		for (int i = 0; i < n; i++)
-			handle_event(pool, &events[i]);
-		now = frame_now_ns();
-		enforce_backstops(pool, now);
-		respawn_due_workers(pool, now);
-		sweep_expired_queue(pool, now);
+}
+
+/*
+ * One round of the dispatcher: hand out jobs, wait for events (up to the
+ * next timer, or at most max_wait_ms when that is >= 0), handle them, run
+ * the timers.  Returns 1 once a shutdown has finished.
+ */
+int
+dispatcher_run_once(struct luapool *pool, int max_wait_ms)
+{
+	struct epoll_event events[64];
+	dispatch_jobs(pool);
+	int stopping = is_stopping(pool);
+	if (stopping && !work_remains(pool)) {
+		stop_idle_workers(pool);
+		if (all_workers_down(pool))
+			return 1;
 	}
+	int64_t now = frame_now_ns();
+	int timeout = next_timeout_ms(pool, now);
+	if (max_wait_ms >= 0 && (timeout < 0 || timeout > max_wait_ms))
+		timeout = max_wait_ms;
+	int idle = any_worker_idle(pool);
+	/* Announce the sleep before the last look at the queue, so a submit
+	 * either sees the flag or its job is seen here. */
+	if (!pool->opts.external_dispatch)
+		atomic_store(&pool->dispatcher_sleeping, 1);
+	pthread_mutex_lock(&pool->lock);
+	int wake_now = (pool->head != NULL && idle) || pool->stopping != stopping;
+	pthread_mutex_unlock(&pool->lock);
+	int n = epoll_wait(pool->epfd, events, 64, wake_now ? 0 : timeout);
+	if (!pool->opts.external_dispatch)
+		atomic_store(&pool->dispatcher_sleeping, 0);
+	for (int i = 0; i < n; i++)
+		handle_event(pool, &events[i]);
+	now = frame_now_ns();
+	enforce_backstops(pool, now);
+	respawn_due_workers(pool, now);
+	sweep_expired_queue(pool, now);
+	dispatch_jobs(pool);
+	return 0;
+}
+
+int
+dispatcher_next_timeout_ms(struct luapool *pool)
+{
+	return next_timeout_ms(pool, frame_now_ns());
+}
+
+static void *
+dispatcher_main(void *arg)
+{
+	struct luapool *pool = arg;
+	spawn_all_workers(pool);
+	while (dispatcher_run_once(pool, -1) == 0)
+		;
 	return NULL;
 }
 
@@ -632,6 +669,13 @@ dispatcher_start(struct luapool *pool, struct luapool_error *err)
 	if (pool->epfd == -1 || pool->wakefd == -1)
 		goto fail;
 	watch(pool, pool->wakefd, EPOLLIN, event_key(EVENT_WAKE, 0), EPOLL_CTL_ADD);
+	if (pool->opts.external_dispatch) {
+		/* The caller's thread is the dispatcher: workers die with it. */
+		pool->owner = pthread_self();
+		atomic_store(&pool->dispatcher_sleeping, 1);
+		spawn_all_workers(pool);
+		return 0;
+	}
 	if (pthread_create(&pool->thread, NULL, dispatcher_main, pool) != 0)
 		goto fail;
 	pool->thread_started = 1;
@@ -654,6 +698,8 @@ fail:
 void
 dispatcher_wake(struct luapool *pool)
 {
+	if (pool->opts.external_dispatch && pthread_equal(pthread_self(), pool->owner))
+		return;		/* the owner runs the dispatcher after this */
 	if (!atomic_load(&pool->dispatcher_sleeping))
 		return;
 	uint64_t one = 1;
@@ -664,13 +710,18 @@ dispatcher_wake(struct luapool *pool)
 void
 dispatcher_join(struct luapool *pool)
 {
-	if (!pool->thread_started)
+	if (pool->workers == NULL)
 		return;
-	uint64_t one = 1;
-	ssize_t unused = write(pool->wakefd, &one, sizeof(one));
-	(void)unused;
-	pthread_join(pool->thread, NULL);
-	pool->thread_started = 0;
+	if (pool->opts.external_dispatch) {
+		while (dispatcher_run_once(pool, 100) == 0)
+			;
+	} else {
+		uint64_t one = 1;
+		ssize_t unused = write(pool->wakefd, &one, sizeof(one));
+		(void)unused;
+		pthread_join(pool->thread, NULL);
+		pool->thread_started = 0;
+	}
 	for (unsigned i = 0; i < pool->nworkers; i++)
 		buffer_free(&pool->workers[i].in);
 	free(pool->workers);

@@ -96,6 +96,8 @@ static int
 wait_for_workers(struct luapool *pool)
 {
 	for (int i = 0; i < 5000; i++) {
+		if (pool->opts.external_dispatch)
+			dispatcher_run_once(pool, 0);
 		if (atomic_load(&pool->live) >= pool->opts.workers)
 			return 0;
 		pthread_mutex_lock(&pool->lock);
@@ -369,8 +371,16 @@ submit_and_wait(struct luapool *pool, const struct luapool_job *spec, struct wai
 	int rc = luapool_submit_async(pool, spec, waiter_done, w, err);
 	if (rc == 0) {
 		pthread_mutex_lock(&w->lock);
-		while (!w->done)
+		while (!w->done) {
+			if (pool->opts.external_dispatch && pthread_equal(pthread_self(), pool->owner)) {
+				/* We are the dispatcher: run it until our job is back. */
+				pthread_mutex_unlock(&w->lock);
+				dispatcher_run_once(pool, 10);
+				pthread_mutex_lock(&w->lock);
+				continue;
+			}
 			pthread_cond_wait(&w->cond, &w->lock);
+		}
 		pthread_mutex_unlock(&w->lock);
 		if (w->err.status != LUAPOOL_OK) {
 			if (err)
@@ -479,6 +489,19 @@ luapool_stats(const struct luapool *pool, struct luapool_stats *out)
 	out->workers_busy = atomic_load(&p->busy);
 	out->workers_idle = out->workers_live > out->workers_busy ?
 	    out->workers_live - out->workers_busy : 0;
+}
+
+int
+luapool_poll_fd(const struct luapool *pool)
+{
+	return pool->epfd;
+}
+
+int
+luapool_dispatch(struct luapool *pool)
+{
+	dispatcher_run_once(pool, 0);
+	return dispatcher_next_timeout_ms(pool);
 }
 
 void

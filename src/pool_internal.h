@@ -78,6 +78,7 @@ struct luapool {
 	atomic_int dispatcher_sleeping;
 
 	pthread_t thread;
+	pthread_t owner;		/* external_dispatch: the thread that dispatches */
 	int thread_started;
 	int epfd, wakefd;
 	struct worker *workers;
@@ -90,6 +91,9 @@ struct luapool {
 /* dispatcher.c */
 int dispatcher_start(struct luapool *pool, struct luapool_error *err);
 void dispatcher_wake(struct luapool *pool);
+/* One round (see dispatcher.c); 1 once a shutdown finished. */
+int dispatcher_run_once(struct luapool *pool, int max_wait_ms);
+int dispatcher_next_timeout_ms(struct luapool *pool);
 void dispatcher_join(struct luapool *pool);
 
 /* pool.c: answers a job and frees it (dispatcher thread). */

@@ -3,12 +3,15 @@
  */
 #include <ctype.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -135,4 +138,113 @@ support_free_port(void)
 	}
 	close(fd);
 	return ntohs(a.sin_port);
+}
+
+int
+support_write_file(const char *path, const void *data, size_t len)
+{
+	FILE *f = fopen(path, "wb");
+	if (f == NULL)
+		return -1;
+	int ok = fwrite(data, 1, len, f) == len;
+	if (fclose(f) != 0)
+		ok = 0;
+	return ok ? 0 : -1;
+}
+
+void
+support_remove_dir(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char path[4096];
+	while (d && (e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		unlink(path);
+	}
+	if (d)
+		closedir(d);
+	rmdir(dir);
+}
+
+long
+support_raise_file_limit(long want)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		return -1;
+	if (rl.rlim_cur < (rlim_t)want) {
+		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > (rlim_t)want ?
+		    (rlim_t)want : rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	return (long)rl.rlim_cur;
+}
+
+int
+support_wait_exit(pid_t pid, int timeout_ms, int *status)
+{
+	int64_t deadline = support_now_ms() + timeout_ms;
+	for (;;) {
+		pid_t r = waitpid(pid, status, WNOHANG);
+		if (r == pid)
+			return 0;
+		if (r == -1 || support_now_ms() >= deadline)
+			return -1;
+		usleep(2000);
+	}
+}
+
+static char *
+capture_file(void)
+{
+	char path[] = "/tmp/luapoold-test-run-XXXXXX";
+	int fd = mkstemp(path);
+	if (fd == -1)
+		return NULL;
+	close(fd);
+	return strdup(path);
+}
+
+int
+support_run(char *const argv[], int timeout_ms, int *status, char **out, char **err)
+{
+	char *out_path = capture_file(), *err_path = capture_file();
+	int rc = -1;
+	*out = *err = NULL;
+	if (out_path == NULL || err_path == NULL)
+		goto done;
+	pid_t pid = fork();
+	if (pid == -1)
+		goto done;
+	if (pid == 0) {
+		int in = open("/dev/null", O_RDONLY);
+		int o = open(out_path, O_WRONLY | O_TRUNC);
+		int e = open(err_path, O_WRONLY | O_TRUNC);
+		if (in == -1 || o == -1 || e == -1 || dup2(in, 0) == -1 || dup2(o, 1) == -1 ||
+		    dup2(e, 2) == -1)
+			_exit(126);
+		closefrom(3);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	if (support_wait_exit(pid, timeout_ms, status) == -1) {
+		kill(pid, SIGKILL);
+		waitpid(pid, status, 0);
+		goto done;
+	}
+	*out = support_read_file(out_path, NULL);
+	*err = support_read_file(err_path, NULL);
+	rc = *out && *err ? 0 : -1;
+done:
+	if (out_path)
+		unlink(out_path);
+	if (err_path)
+		unlink(err_path);
+	free(out_path);
+	free(err_path);
+	return rc;
 }

@@ -4,6 +4,7 @@
  * isolation between jobs, the sandbox, concurrency, overload, shutdown.
  */
 #include <check.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -470,6 +471,37 @@ START_TEST(stats_should_count_jobs_and_cache_use)
 }
 END_TEST
 
+START_TEST(external_dispatch_should_run_jobs_from_the_callers_loop)
+{
+	teardown();
+	struct luapool_options opts;
+	struct luapool_error err;
+	luapool_options_init(&opts);
+	opts.workers = 2;
+	opts.external_dispatch = 1;
+	pool = luapool_new_with(&opts, &err);
+	ck_assert_msg(pool != NULL, "%s", err.message);
+	ck_assert_uint_eq(luapool_active_workers(pool), 2);
+	struct counter c = { .lock = PTHREAD_MUTEX_INITIALIZER };
+	const char *req = "{\"source\":\"return ctx.n + 1\",\"context\":{\"n\":41}}";
+	struct luapool_job job = { .kind = LUAPOOL_JOB_EXEC, .request = req,
+		.request_len = strlen(req) };
+	for (int i = 0; i < 50; i++)
+		ck_assert_int_eq(luapool_submit_async(pool, &job, count_reply, &c, &err), 0);
+	int64_t end = support_now_ms() + 5000;
+	while (c.done < 50 && support_now_ms() < end) {
+		struct pollfd pfd = { .fd = luapool_poll_fd(pool), .events = POLLIN };
+		int timeout = luapool_dispatch(pool);
+		poll(&pfd, 1, timeout < 0 || timeout > 10 ? 10 : timeout);
+	}
+	ck_assert_int_eq(c.done, 50);
+	ck_assert_int_eq(c.ok, 50);
+	/* A blocking submit from the dispatching thread runs the loop itself. */
+	expect_json("return 'inline'", NULL, "\"inline\"");
+	teardown();
+}
+END_TEST
+
 static Suite *
 pool_suite(void)
 {
@@ -493,6 +525,7 @@ pool_suite(void)
 	tcase_add_test(tc, a_full_queue_should_refuse_at_once_and_shutdown_should_end_everything);
 	tcase_add_test(tc, time_spent_queued_should_count_against_the_deadline);
 	tcase_add_test(tc, stats_should_count_jobs_and_cache_use);
+	tcase_add_test(tc, external_dispatch_should_run_jobs_from_the_callers_loop);
 	suite_add_tcase(s, tc);
 	return s;
 }
