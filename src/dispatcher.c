@@ -107,8 +107,11 @@ schedule_respawn(struct luapool *pool, struct worker *w, int quick_failure)
 		return;
 	int64_t delay_ms = 0;
 	if (quick_failure) {
+		/* The first unexplained death is replaced at once; a worker that
+		 * keeps dying backs off: 10, 20, 40 ... 1000 ms. */
 		w->quick_failures++;
-		delay_ms = 10LL << (w->quick_failures < 8 ? w->quick_failures - 1 : 7);
+		if (w->quick_failures > 1)
+			delay_ms = 10LL << (w->quick_failures < 9 ? w->quick_failures - 2 : 7);
 		if (delay_ms > MAX_BACKOFF_MS)
 			delay_ms = MAX_BACKOFF_MS;
 	} else {
@@ -186,6 +189,8 @@ reap_worker(struct luapool *pool, struct worker *w)
 	close(w->pidfd);
 	w->pidfd = -1;
 	int was_ready = w->ready;
+	if (!pool->stopping && !w->expected_exit)
+		w->died_ns = frame_now_ns();
 	if (was_ready)
 		atomic_fetch_sub(&pool->live, 1);
 	w->ready = 0;
@@ -284,8 +289,13 @@ handle_frame(struct luapool *pool, struct worker *w, const struct frame_header *
 			pthread_mutex_unlock(&pool->lock);
 		}
 		atomic_fetch_add(&pool->live, 1);
-		log_debug("worker %d ready in %.2f ms", (int)w->pid,
-		    (double)(frame_now_ns() - w->spawned_ns) / 1e6);
+		if (w->died_ns)
+			log_info("worker %d replaced %.2f ms after its predecessor died", (int)w->pid,
+			    (double)(frame_now_ns() - w->died_ns) / 1e6);
+		else
+			log_debug("worker %d ready in %.2f ms", (int)w->pid,
+			    (double)(frame_now_ns() - w->spawned_ns) / 1e6);
+		w->died_ns = 0;
 	} else if (h->type == FRAME_REPLY && w->state == WORKER_BUSY) {
 		handle_reply(pool, w, h, payload);
 	} else {

@@ -621,12 +621,14 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 		return MHD_YES;
 	}
 	if (*upload_data_size > 0) {
+		/* A body without Content-Length (chunked) that outgrows the limit:
+		 * libmicrohttpd 0.9.75 refuses a response queued before the upload
+		 * ends (the client would get no answer at all), so the rest is
+		 * dropped as it comes and the 413 goes out after the last chunk. */
 		if (!r->prepared && buffer_append(&r->body, upload_data, *upload_data_size) == -1) {
 			prepare_problemf(r, "payload_too_large", "the body is larger than %zu bytes",
 			    r->body.limit);
 			r->close_connection = 1;
-			*upload_data_size = 0;
-			return queue_prepared(r);
 		}
 		*upload_data_size = 0;
 		return MHD_YES;

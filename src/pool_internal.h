@@ -56,6 +56,7 @@ struct worker {
 	unsigned quick_failures;
 	int64_t respawn_at_ns;
 	int64_t spawned_ns;
+	int64_t died_ns;		/* unexpected death, until the successor is ready */
 };
 
 struct luapool {
@@ -69,7 +70,7 @@ struct luapool {
 	unsigned queued;
 	unsigned outstanding;		/* accepted, not yet answered */
 	int accepting;
-	int stopping;			/* dispatcher exits once idle */
+	atomic_int stopping;		/* dispatcher exits once idle */
 	int shut_down;			/* everything released but this struct */
 	uint64_t next_id;
 	struct luapool_stats stats;	/* counters; gauges are filled on read */
