@@ -33,5 +33,9 @@ if [ -x "$build/example_hello" ]; then
 	if [ "$out" = "Hello from Lua" ]; then echo "== example_hello: $out"
 	else echo "FAILED: example_hello printed: $out"; failed=1; fi
 fi
+# The daemon under the systemd unit's restrictions (plain build only).
+if [ "$build" = build ] && [ -x "$build/luapoold" ]; then
+	tests/hardening.sh "$build" || failed=1
+fi
 rm -f "$log"
 exit $failed
