@@ -4,7 +4,8 @@
  * by Content-Length (or to the end of the connection).  Every socket
  * operation is bounded by the connection's timeout (SO_RCVTIMEO and
  * SO_SNDTIMEO), so a test can fail but never hang.  No TLS, no chunked
- * answers, no redirects: only what luapoold sends.
+ * answers, no redirects, no HEAD (the reader would wait for the announced
+ * body until the timeout): only what luapoold sends.
  */
 #ifndef HTTPC_H
 #define HTTPC_H

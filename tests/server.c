@@ -86,7 +86,9 @@ wait_ready(struct server *s, char *err, size_t errlen)
 		if (ready) {
 			s->port = (unsigned)strtoul(ready + strlen(READY_TEXT), NULL, 10);
 			free(log);
-			return s->port ? 0 : (set_error(err, errlen, s, "no port in the ready line"), -1);
+			if (s->port == 0)
+				set_error(err, errlen, s, "no port in the ready line");
+			return s->port ? 0 : -1;
 		}
 		free(log);
 		int status;
