@@ -113,7 +113,7 @@ static const struct key keys[] = {
 	    "PEM certificate (chain); with tls_key_file, serve HTTPS"),
 	PATH_KEY(tls_key_file, "PEM private key of tls_cert_file"),
 	UNSIGNED_KEY(http_threads,
-	    "threads that serve HTTP; 0: one per online CPU"),
+	    "0: one event loop thread serves HTTP and dispatches jobs; N: N HTTP threads"),
 };
 
 #define KEY_COUNT (sizeof(keys) / sizeof(keys[0]))

@@ -9,13 +9,18 @@
  * next call of the access handler queues the response.  The request is
  * reference counted because both MHD and the pool hold it.
  */
+#include <errno.h>
+#include <limits.h>
 #include <netdb.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -42,7 +47,12 @@ struct http {
 	atomic_int access_log, metrics_auth, draining;
 	atomic_uint in_flight, connections;
 	char *info_json;
+	int epfd;			/* event-loop mode */
+	int signal_watched;
+	atomic_int activity;		/* a job was submitted or answered */
 };
+
+enum { EVENT_MHD = 1, EVENT_POOL, EVENT_SIGNAL };
 
 enum route_method { ROUTE_GET = 1, ROUTE_HEAD = 2, ROUTE_POST = 4, ROUTE_PUT = 8, ROUTE_DELETE = 16 };
 
@@ -298,6 +308,7 @@ on_job_done(void *arg, const struct luapool_reply *reply)
 	pthread_mutex_unlock(&r->lock);
 	if (resume)
 		MHD_resume_connection(r->conn);
+	atomic_store_explicit(&r->http->activity, 1, memory_order_relaxed);
 	request_unref(r);
 }
 
@@ -328,6 +339,7 @@ submit_job(struct request *r, enum luapool_job_kind kind, const char *chunk, siz
 		prepare_submit_error(r, &err);
 		return;
 	}
+	atomic_store_explicit(&r->http->activity, 1, memory_order_relaxed);
 	pthread_mutex_lock(&r->lock);
 	if (!r->done) {
 		MHD_suspend_connection(r->conn);
@@ -712,6 +724,95 @@ resolve_listen(const char *host, unsigned port, struct sockaddr_storage *ss, int
 	return 0;
 }
 
+/* Event-loop mode: one epoll set over MHD's own epoll fd and the pool's. */
+static int
+watch_event_sources(struct http *http, char *err, size_t errlen)
+{
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(http->daemon,
+	    MHD_DAEMON_INFO_EPOLL_FD);
+	http->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (info == NULL || http->epfd == -1) {
+		snprintf(err, errlen, "cannot set up the event loop");
+		return -1;
+	}
+	struct epoll_event mhd = { .events = EPOLLIN, .data.u32 = EVENT_MHD };
+	struct epoll_event pool = { .events = EPOLLIN, .data.u32 = EVENT_POOL };
+	if (epoll_ctl(http->epfd, EPOLL_CTL_ADD, info->epoll_fd, &mhd) == -1 ||
+	    epoll_ctl(http->epfd, EPOLL_CTL_ADD, luapool_poll_fd(http->pool), &pool) == -1) {
+		snprintf(err, errlen, "cannot set up the event loop: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int
+mhd_timeout_ms(struct http *http)
+{
+	MHD_UNSIGNED_LONG_LONG ms;
+	if (MHD_get_timeout(http->daemon, &ms) != MHD_YES)
+		return -1;
+	return ms > INT_MAX ? INT_MAX : (int)ms;
+}
+
+static int
+earliest(int a, int b)
+{
+	if (a < 0)
+		return b;
+	if (b < 0)
+		return a;
+	return a < b ? a : b;
+}
+
+static int
+take_signal(int signal_fd)
+{
+	struct signalfd_siginfo si;
+	if (read(signal_fd, &si, sizeof(si)) != (ssize_t)sizeof(si))
+		return 0;
+	return (int)si.ssi_signo;
+}
+
+int
+http_serve_once(struct http *http, int signal_fd, int max_wait_ms)
+{
+	if (http->opts.threads) {
+		struct pollfd pfd = { .fd = signal_fd, .events = POLLIN };
+		return poll(&pfd, 1, max_wait_ms) == 1 ? take_signal(signal_fd) : 0;
+	}
+	if (!http->signal_watched && signal_fd >= 0) {
+		struct epoll_event sig = { .events = EPOLLIN, .data.u32 = EVENT_SIGNAL };
+		epoll_ctl(http->epfd, EPOLL_CTL_ADD, signal_fd, &sig);
+		http->signal_watched = 1;
+	}
+	/* MHD reads requests and submits jobs; the dispatcher sends them and
+	 * takes replies, resuming connections; MHD writes the answers.  In
+	 * external mode MHD only sees a resume when run again, and the pool
+	 * only sends a job when dispatched again: go round until a round
+	 * neither submits nor resumes anything. */
+	int pool_timeout = -1;
+	for (int round = 0;; round++) {
+		atomic_store_explicit(&http->activity, 0, memory_order_relaxed);
+		MHD_run(http->daemon);
+		pool_timeout = luapool_dispatch(http->pool);
+		if (!atomic_load_explicit(&http->activity, memory_order_relaxed))
+			break;
+		if (round == 16) {
+			pool_timeout = 0;	/* busy: come back without sleeping */
+			break;
+		}
+	}
+	int mhd_timeout = mhd_timeout_ms(http);
+	int timeout = earliest(earliest(pool_timeout, mhd_timeout), max_wait_ms);
+	struct epoll_event events[4];
+	int n = epoll_wait(http->epfd, events, 4, timeout);
+	int signo = 0;
+	for (int i = 0; i < n; i++)
+		if (events[i].data.u32 == EVENT_SIGNAL)
+			signo = take_signal(signal_fd);
+	return signo;
+}
+
 struct http *
 http_start(const struct http_options *opts, struct luapool *pool, struct scripts *scripts,
     char *err, size_t errlen)
@@ -734,13 +835,12 @@ http_start(const struct http_options *opts, struct luapool *pool, struct scripts
 		snprintf(err, errlen, "cannot use listen address \"%s\"", opts->host);
 		goto fail;
 	}
-	unsigned threads = opts->threads;
-	if (threads == 0) {
-		long n = sysconf(_SC_NPROCESSORS_ONLN);
-		threads = n > 0 ? (unsigned)n : 1;
-	}
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-	    MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_TURBO;
+	/* threads 0: this thread runs MHD and the pool's dispatcher in one
+	 * event loop (http_serve_once); N: MHD's own N threads. */
+	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+	    MHD_USE_TURBO;
+	if (opts->threads)
+		flags |= MHD_USE_INTERNAL_POLLING_THREAD;
 	if (ipv6)
 		flags |= MHD_USE_IPv6;
 	if (opts->tls_cert_pem) {
@@ -757,7 +857,7 @@ http_start(const struct http_options *opts, struct luapool *pool, struct scripts
 	};
 	http->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, http,
 	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-	    MHD_OPTION_THREAD_POOL_SIZE, threads,
+	    MHD_OPTION_THREAD_POOL_SIZE, opts->threads > 1 ? opts->threads : 0u,
 	    MHD_OPTION_CONNECTION_LIMIT, opts->max_connections,
 	    MHD_OPTION_CONNECTION_TIMEOUT, opts->connection_timeout_s,
 	    MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
@@ -774,9 +874,15 @@ http_start(const struct http_options *opts, struct luapool *pool, struct scripts
 	const union MHD_DaemonInfo *info = MHD_get_daemon_info(http->daemon,
 	    MHD_DAEMON_INFO_BIND_PORT);
 	http->port = info ? info->port : opts->port;
+	if (opts->threads == 0 && watch_event_sources(http, err, errlen) == -1)
+		goto fail;
 	return http;
 fail:
 	if (http) {
+		if (http->daemon)
+			MHD_stop_daemon(http->daemon);
+		if (http->epfd > 0)
+			close(http->epfd);
 		free(http->auth_token);
 		free(http->info_json);
 		free(http);
@@ -824,6 +930,8 @@ http_stop(struct http *http)
 	if (http == NULL)
 		return;
 	MHD_stop_daemon(http->daemon);
+	if (http->epfd > 0)
+		close(http->epfd);
 	pthread_mutex_destroy(&http->config_lock);
 	free(http->auth_token);
 	free(http->info_json);

@@ -19,7 +19,9 @@ struct http_options {
 	unsigned max_timeout_ms;
 	unsigned max_connections;
 	unsigned connection_timeout_s;
-	unsigned threads;		/* 0: one per CPU */
+	unsigned threads;		/* 0: one event loop in the caller's thread, which
+					 * must own the pool (external_dispatch); N: N
+					 * libmicrohttpd threads */
 	const char *auth_token;		/* NULL: no auth */
 	int metrics_auth;
 	int access_log;
@@ -33,6 +35,10 @@ struct http;
 /* Starts serving.  NULL with err filled on failure. */
 struct http *http_start(const struct http_options *opts, struct luapool *pool,
     struct scripts *scripts, char *err, size_t errlen);
+/* Serves for up to max_wait_ms: in event-loop mode this thread does all
+ * HTTP and dispatch work; otherwise it only waits.  Returns a signal
+ * number read from signal_fd (a signalfd), or 0. */
+int http_serve_once(struct http *http, int signal_fd, int max_wait_ms);
 /* The port actually bound. */
 unsigned http_port(const struct http *http);
 /* What SIGHUP may change while serving (strings are copied). */

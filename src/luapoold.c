@@ -3,8 +3,10 @@
  * the HTTP front end, systemd notifications, and the signal-driven
  * lifecycle (SIGHUP reload, SIGTERM/SIGINT drain and exit 0).
  *
- * Signals are blocked in every thread and taken here with sigwait, so no
- * work ever happens in a signal handler of the supervisor.
+ * Signals are blocked in every thread and read from a signalfd by the
+ * event loop, so no work ever happens in a signal handler of the
+ * supervisor.  With http_threads = 0 (the default) the main thread is the
+ * event loop: libmicrohttpd and the pool's dispatcher run in it.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -14,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include "buffer.h"
@@ -107,6 +110,8 @@ pool_options_from_config(const struct config *cfg, struct luapool_options *o)
 	o->max_json_depth = cfg->max_json_depth;
 	o->allow_bytecode = cfg->allow_bytecode;
 	o->worker_path = cfg->worker_path;
+	/* With the HTTP event loop, its thread runs the dispatcher too. */
+	o->external_dispatch = cfg->http_threads == 0;
 }
 
 /* Stored source must compile; checked in a worker when the store loads. */
@@ -276,18 +281,18 @@ reload(struct daemon *d, int argc, char **argv)
 /* SIGTERM: no new connections, in-flight jobs finish (bounded by their
  * deadlines), then workers stop. */
 static void
-drain_and_stop(struct daemon *d)
+drain_and_stop(struct daemon *d, int signal_fd)
 {
 	notify_send("STOPPING=1\nSTATUS=draining");
 	log_info("draining: %u requests in flight", http_in_flight(d->http));
 	http_begin_drain(d->http);
 	int64_t bound = frame_now_ns() + ((int64_t)d->cfg.max_timeout_ms + DRAIN_EXTRA_MS) * 1000000;
 	while (luapool_drain(d->pool) > 0 && frame_now_ns() < bound)
-		usleep(2000);
-	/* Answers are queued; give MHD a moment to write them out. */
+		http_serve_once(d->http, signal_fd, 2);
+	/* Answers are queued; let them be written out. */
 	int64_t flush = frame_now_ns() + (int64_t)DRAIN_EXTRA_MS * 1000000;
 	while (http_in_flight(d->http) > 0 && frame_now_ns() < flush)
-		usleep(2000);
+		http_serve_once(d->http, signal_fd, 2);
 	http_stop(d->http);
 	d->http = NULL;
 	if (luapool_shutdown(d->pool) != 0)
@@ -355,9 +360,15 @@ main(int argc, char **argv)
 		release(&d);
 		return 1;
 	}
+	int signal_fd = signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (signal_fd == -1) {
+		log_error("signalfd: %s", strerror(errno));
+		release(&d);
+		return 1;
+	}
 	for (;;) {
-		int sig = 0;
-		if (sigwait(&signals, &sig) != 0)
+		int sig = http_serve_once(d.http, signal_fd, -1);
+		if (sig == 0)
 			continue;
 		if (sig == SIGHUP) {
 			notify_send("RELOADING=1");
@@ -368,7 +379,8 @@ main(int argc, char **argv)
 		log_info("%s received", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 		break;
 	}
-	drain_and_stop(&d);
+	drain_and_stop(&d, signal_fd);
+	close(signal_fd);
 	release(&d);
 	return 0;
 }
