@@ -47,8 +47,8 @@ CHECK_LIBS  := $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
 # microhttpd.h.
 LIB_SRC    := src/pool.c src/dispatcher.c src/context.c src/frame.c src/process.c \
               src/buffer.c src/log.c src/status.c src/base64.c
-WORKER_SRC := src/worker.c src/sandbox.c src/vm.c src/vm_json.c src/json.c src/base64.c \
-              src/frame.c src/buffer.c src/log.c src/status.c
+WORKER_SRC := src/worker.c src/sandbox.c src/vm.c src/vm_json.c src/vm_json_decode.c \
+              src/json.c src/base64.c src/frame.c src/buffer.c src/log.c src/status.c
 DAEMON_SRC := src/http.c src/config.c src/scripts.c src/metrics.c src/problem.c \
               src/notify.c
 DAEMON_MAIN := src/luapoold.c
@@ -62,12 +62,12 @@ DAEMON_OBJ := $(call obj,$(sort $(DAEMON_SRC)))
 
 TESTS      := $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
 TEST_BINS  := $(addprefix $(BUILD)/,$(TESTS))
-TEST_SUPPORT := $(patsubst tests/%.c,$(BUILD)/tobj/%.o,$(filter-out tests/test_%.c,$(wildcard tests/*.c)))
+TEST_SUPPORT := $(patsubst tests/%.c,$(BUILD)/tobj/%.o,$(filter-out tests/test_%.c tests/fuzz_%.c,$(wildcard tests/*.c)))
 # Unit-test objects: everything but the two mains.
 ALL_OBJ    := $(sort $(LIB_OBJ) $(WORKER_OBJ) $(DAEMON_OBJ))
 
 .PHONY: all check check-unit check-integration check-asan check-tsan run deps \
-        install uninstall clean bench bench-engine example
+        install uninstall clean bench bench-engine example fuzz fuzz-run
 
 all: $(BUILD)/luapoold $(BUILD)/luapool-worker $(BUILD)/libluapool.a
 
@@ -127,6 +127,23 @@ bench-engine: all $(BUILD)/bench_engine
 	LUAPOOL_WORKER=$(BUILD)/luapool-worker $(BUILD)/bench_engine 2
 
 example: $(BUILD)/example_hello
+
+# libFuzzer: vm_json_decode against json_parse + vm_json_push.  clang only,
+# never part of all or check.  FUZZ_SECONDS bounds fuzz-run.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_SRC     := tests/fuzz_decode.c src/vm_json_decode.c src/vm_json.c src/json.c src/buffer.c
+
+fuzz: build/fuzz_decode
+
+build/fuzz_decode: $(FUZZ_SRC) src/vm_json.h src/json.h src/buffer.h
+	@mkdir -p build/fuzz-corpus
+	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE $(WARN) -O1 -g -fsanitize=fuzzer,address,undefined \
+	  -fno-sanitize-recover=all -Iinclude -Isrc $(LUA_CFLAGS) $(CJSON_CFLAGS) \
+	  -o $@ $(FUZZ_SRC) $(LUA_LIBS) $(CJSON_LIBS) -lm
+
+fuzz-run: build/fuzz_decode
+	build/fuzz_decode -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build/fuzz-corpus
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(SYSCONFDIR)/luapoold \

@@ -13,7 +13,6 @@
 
 #include "base64.h"
 #include "buffer.h"
-#include "json.h"
 #include "luapool.h"
 #include "vm.h"
 
@@ -132,28 +131,22 @@ run_pool(struct luapool *pool, const struct workload *w, int depth, int *failed)
 	return now_s() - start;
 }
 
-/* The whole job in this process: parse, base64, cached load, run, encode. */
+/* The whole job in this process, as a worker does it: decode the request,
+ * base64, cached load, run, encode. */
 static double
 run_in_process(struct vm *vm, const struct workload *w, int *failed)
 {
 	struct vm_outcome out;
 	buffer_init(&out.body, 0);
 	buffer_init(&out.traceback, 0);
-	char err[256];
 	double start = now_s();
 	for (int i = 0; i < w->jobs; i++) {
-		cJSON *root = json_parse(w->request, strlen(w->request), 258, err, sizeof(err));
-		const char *b64 = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "bytecode"));
-		size_t len = strlen(b64);
-		unsigned char *bc = malloc(base64_decoded_max(len));
-		long n = base64_decode(b64, len, bc);
-		struct vm_job job = { .chunk = (char *)bc, .chunk_len = (size_t)n,
-			.context = cJSON_GetObjectItemCaseSensitive(root, "context") };
-		vm_run(vm, &job, &out);
+		struct vm_request req = { .text = w->request, .len = strlen(w->request),
+			.allow_bytecode = 1, .max_timeout_ms = 60000 };
+		if (vm_load_request(vm, &req, &out) == 0)
+			vm_run_loaded(vm, &out);
 		if (out.status != LUAPOOL_OK || strstr(out.body.data, w->expect) == NULL)
 			(*failed)++;
-		free(bc);
-		cJSON_Delete(root);
 	}
 	double took = now_s() - start;
 	buffer_free(&out.body);

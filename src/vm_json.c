@@ -20,7 +20,6 @@
 #include <lua.h>
 
 #include "buffer.h"
-#include "json.h"
 #include "vm_json.h"
 
 /* json.encode output bound.  The text is malloc'd outside the Lua heap
@@ -70,11 +69,10 @@ struct pusher {
 	size_t errlen;
 };
 
-/* What json.encode and json.decode allocate outside the Lua heap, kept in
- * a userdata so that a Lua error (out of memory) cannot leak it. */
+/* What json.encode allocates outside the Lua heap, kept in a userdata so
+ * that a Lua error (out of memory) cannot leak it. */
 struct scratch {
 	struct buffer text;
-	cJSON *tree;
 };
 
 /* Text of a bounded size that drops, rather than cuts, a piece that does
@@ -302,6 +300,12 @@ push_array_marker(lua_State *L)
 {
 	lua_pushlightuserdata(L, &array_marker_key);
 	lua_rawget(L, LUA_REGISTRYINDEX);
+}
+
+void
+vm_json_push_array_marker(lua_State *L)
+{
+	push_array_marker(L);
 }
 
 /* Lua to JSON ------------------------------------------------------------ */
@@ -735,8 +739,6 @@ release_scratch(lua_State *L)
 	struct scratch *s = lua_touserdata(L, 1);
 
 	buffer_free(&s->text);
-	cJSON_Delete(s->tree);
-	s->tree = NULL;
 	return 0;
 }
 
@@ -746,7 +748,6 @@ push_scratch(lua_State *L, size_t text_limit)
 	struct scratch *s = lua_newuserdata(L, sizeof(*s));
 
 	buffer_init(&s->text, text_limit);
-	s->tree = NULL;
 	lua_pushlightuserdata(L, &scratch_metatable_key);
 	lua_rawget(L, LUA_REGISTRYINDEX);
 	lua_setmetatable(L, -2);
@@ -785,19 +786,9 @@ helper_decode(lua_State *L)
 	char err[256];
 	size_t len;
 	const char *text = luaL_checklstring(L, 1, &len);
-	unsigned max_depth = helper_max_depth(L);
-	struct scratch *s = push_scratch(L, 0);
 
-	s->tree = json_parse(text, len, max_depth, err, sizeof(err));
-	if (s->tree == NULL)
+	if (vm_json_decode(L, text, len, helper_max_depth(L), err, sizeof(err)) == -1)
 		return luaL_error(L, "%s", err);
-	if (vm_json_push(L, s->tree, "value", max_depth, err, sizeof(err)) == -1) {
-		cJSON_Delete(s->tree);
-		s->tree = NULL;
-		return luaL_error(L, "%s", err);
-	}
-	cJSON_Delete(s->tree);
-	s->tree = NULL;
 	return 1;
 }
 

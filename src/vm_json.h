@@ -42,4 +42,18 @@ int vm_json_push(lua_State *L, const cJSON *item, const char *root, unsigned max
 enum vm_json_result vm_json_encode(lua_State *L, int index, struct buffer *out,
     const char *root, unsigned max_depth, char *err, size_t errlen);
 
+/* Decodes JSON text straight onto the Lua stack (no cJSON tree): same
+ * values as json_parse + vm_json_push (array marker, json.null, numbers as
+ * doubles).  Exactly `len` bytes, trailing whitespace allowed.  Returns 0
+ * with one value pushed, or -1 with nothing pushed and err filled with the
+ * same kind of message as json_parse ("invalid JSON at line L, column C",
+ * "JSON nested deeper than N levels").  May raise Lua errors (out of memory):
+ * call from protected code. */
+int vm_json_decode(lua_State *L, const char *text, size_t len, unsigned max_depth,
+    char *err, size_t errlen);
+
+/* Pushes the array marker metatable that vm_json_open created: for
+ * vm_json_decode.c, so that both files mark arrays with the same table. */
+void vm_json_push_array_marker(lua_State *L);
+
 #endif

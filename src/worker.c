@@ -18,9 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "base64.h"
 #include "frame.h"
-#include "json.h"
 #include "log.h"
 #include "worker.h"
 
@@ -98,147 +96,8 @@ prepare_hard_stop_reply(uint64_t job_id)
 	hard_stop_reply_len = sizeof(hard_stop_reply.header) + sizeof(payload);
 }
 
-/* What the worker needs of a request, pointers into the parsed tree. */
-struct request {
-	cJSON *root;
-	const char *chunk;
-	size_t chunk_len;
-	int is_source;
-	const char *name;
-	const cJSON *context;
-	unsigned timeout_ms;
-	unsigned char *decoded;		/* base64-decoded bytecode, freed after */
-};
-
-static int
-fail(struct vm_outcome *out, enum luapool_status status, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int
-fail(struct vm_outcome *out, enum luapool_status status, const char *code, const char *fmt, ...)
-{
-	out->status = status;
-	out->code = code;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(out->message, sizeof(out->message), fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
-static int
-take_timeout(struct request *req, const struct worker_options *opts, struct vm_outcome *out)
-{
-	const cJSON *t = cJSON_GetObjectItemCaseSensitive(req->root, "timeout_ms");
-	if (t == NULL || cJSON_IsNull(t))
-		return 0;
-	if (!cJSON_IsNumber(t) || t->valuedouble < 1 || t->valuedouble != (double)(long)t->valuedouble)
-		return fail(out, LUAPOOL_E_INVALID, "invalid_request",
-		    "timeout_ms must be a positive integer");
-	if (t->valuedouble > opts->max_timeout_ms)
-		return fail(out, LUAPOOL_E_INVALID, "invalid_request",
-		    "timeout_ms %.0f is above the limit of %u", t->valuedouble, opts->max_timeout_ms);
-	req->timeout_ms = (unsigned)t->valuedouble;
-	return 0;
-}
-
-static int
-take_chunk(struct request *req, const struct worker_options *opts, struct vm_outcome *out)
-{
-	const cJSON *bc = cJSON_GetObjectItemCaseSensitive(req->root, "bytecode");
-	const cJSON *src = cJSON_GetObjectItemCaseSensitive(req->root, "source");
-	if (bc && src)
-		return fail(out, LUAPOOL_E_INVALID, "invalid_request",
-		    "give either \"bytecode\" or \"source\", not both");
-	if (src) {
-		if (!cJSON_IsString(src))
-			return fail(out, LUAPOOL_E_INVALID, "invalid_request",
-			    "\"source\" must be a string");
-		req->chunk = src->valuestring;
-		req->chunk_len = strlen(src->valuestring);
-		req->is_source = 1;
-		return 0;
-	}
-	if (bc == NULL)
-		return fail(out, LUAPOOL_E_INVALID, "invalid_request",
-		    "the request needs \"bytecode\" (base64) or \"source\"");
-	if (!cJSON_IsString(bc))
-		return fail(out, LUAPOOL_E_INVALID, "invalid_request",
-		    "\"bytecode\" must be a base64 string");
-	if (!opts->allow_bytecode)
-		return fail(out, LUAPOOL_E_INVALID, "invalid_request",
-		    "bytecode is disabled on this server (allow_bytecode = no); send source");
-	size_t len = strlen(bc->valuestring);
-	req->decoded = malloc(base64_decoded_max(len) + 1);
-	if (req->decoded == NULL)
-		return fail(out, LUAPOOL_E_MEMORY, "memory_limit_exceeded", "out of memory");
-	long n = base64_decode(bc->valuestring, len, req->decoded);
-	if (n < 0)
-		return fail(out, LUAPOOL_E_INVALID, "invalid_base64",
-		    "\"bytecode\" is not valid base64");
-	if (n == 0)
-		return fail(out, LUAPOOL_E_BYTECODE, "invalid_bytecode", "\"bytecode\" is empty");
-	req->chunk = (const char *)req->decoded;
-	req->chunk_len = (size_t)n;
-	return 0;
-}
-
-/* Parses the JSON request of a frame; the chunk may come with the frame. */
-static int
-parse_request(struct request *req, const struct frame_header *h, const char *payload,
-    const struct worker_options *opts, struct vm_outcome *out)
-{
-	char err[256];
-	memset(req, 0, sizeof(*req));
-	const char *text = payload + h->chunk_len;
-	size_t text_len = h->length - h->chunk_len;
-	/* Two levels above the context's own limit: the request and "context". */
-	req->root = json_parse(text, text_len, opts->vm.max_depth + 2, err, sizeof(err));
-	if (req->root == NULL)
-		return fail(out, LUAPOOL_E_INVALID, "invalid_json", "%s", err);
-	if (!cJSON_IsObject(req->root))
-		return fail(out, LUAPOOL_E_INVALID, "invalid_request", "the request must be a JSON object");
-	const cJSON *name = cJSON_GetObjectItemCaseSensitive(req->root, "name");
-	if (name && !cJSON_IsString(name))
-		return fail(out, LUAPOOL_E_INVALID, "invalid_request", "\"name\" must be a string");
-	req->name = name ? name->valuestring : NULL;
-	const cJSON *ctx = cJSON_GetObjectItemCaseSensitive(req->root, "context");
-	if (ctx && !cJSON_IsNull(ctx) && !cJSON_IsObject(ctx))
-		return fail(out, LUAPOOL_E_INVALID, "invalid_request", "\"context\" must be an object");
-	req->context = ctx && cJSON_IsObject(ctx) ? ctx : NULL;
-	if (take_timeout(req, opts, out) == -1)
-		return -1;
-	if (h->chunk_len) {
-		req->chunk = payload;
-		req->chunk_len = h->chunk_len;
-		req->is_source = (h->flags & FRAME_CHUNK_IS_SOURCE) != 0;
-		if (!req->is_source && !opts->allow_bytecode)
-			return fail(out, LUAPOOL_E_INVALID, "invalid_request",
-			    "bytecode is disabled on this server");
-		return 0;
-	}
-	if (h->type == FRAME_COMPILE) {
-		const cJSON *src = cJSON_GetObjectItemCaseSensitive(req->root, "source");
-		if (!cJSON_IsString(src))
-			return fail(out, LUAPOOL_E_INVALID, "invalid_request",
-			    "\"source\" (a string) is required");
-		req->chunk = src->valuestring;
-		req->chunk_len = strlen(src->valuestring);
-		req->is_source = 1;
-		return 0;
-	}
-	return take_chunk(req, opts, out);
-}
-
-static void
-request_free(struct request *req)
-{
-	cJSON_Delete(req->root);
-	free(req->decoded);
-}
-
 static int64_t
-job_deadline(const struct frame_header *h, const struct request *req,
+job_deadline(const struct frame_header *h, const struct vm_request *req,
     const struct worker_options *opts)
 {
 	unsigned timeout = h->timeout_ms ? h->timeout_ms :
@@ -250,34 +109,30 @@ static void
 run_job(struct vm *vm, const struct frame_header *h, const char *payload,
     const struct worker_options *opts, struct vm_outcome *out)
 {
-	struct request req;
-	if (parse_request(&req, h, payload, opts, out) == -1) {
-		request_free(&req);
+	struct vm_request req = {
+		.text = payload + h->chunk_len, .len = h->length - h->chunk_len,
+		.chunk = h->chunk_len ? payload : NULL, .chunk_len = h->chunk_len,
+		.chunk_is_source = (h->flags & FRAME_CHUNK_IS_SOURCE) != 0,
+		.compile = h->type == FRAME_COMPILE,
+		.allow_bytecode = opts->allow_bytecode,
+		.max_timeout_ms = opts->max_timeout_ms,
+	};
+	if (vm_load_request(vm, &req, out) == -1)
 		return;
-	}
 	int64_t deadline = job_deadline(h, &req, opts);
 	if (deadline <= frame_now_ns()) {
-		fail(out, LUAPOOL_E_DEADLINE, "deadline_exceeded",
-		    "deadline passed while the job was queued");
-		request_free(&req);
+		out->status = LUAPOOL_E_DEADLINE;
+		out->code = "deadline_exceeded";
+		snprintf(out->message, sizeof(out->message), "deadline passed while the job was queued");
 		return;
 	}
 	prepare_hard_stop_reply(h->job_id);
 	soft_stop_sent = 0;
 	job_running = 1;
 	arm_timer_at(deadline);
-	if (h->type == FRAME_COMPILE) {
-		vm_compile(vm, req.chunk, req.chunk_len, req.name, out);
-	} else {
-		struct vm_job job = {
-			.chunk = req.chunk, .chunk_len = req.chunk_len, .is_source = req.is_source,
-			.name = req.name, .context = req.context,
-		};
-		vm_run(vm, &job, out);
-	}
+	vm_run_loaded(vm, out);
 	arm_timer_at(0);
 	job_running = 0;
-	request_free(&req);
 }
 
 static int
