@@ -96,7 +96,7 @@ $(BUILD)/bench_engine: scripts/bench_engine.c $(ALL_OBJ)
 	$(CC) $(ALL_CFLAGS) $(LUA_CFLAGS) $(CJSON_CFLAGS) $(LDFLAGS_SAN) -o $@ $^ $(LUA_LIBS) $(MHD_LIBS) $(CJSON_LIBS) -lpthread -lm
 
 $(BUILD)/example_hello: examples/hello.c $(BUILD)/libluapool.a
-	$(CC) -o $@ examples/hello.c -Iinclude $(BUILD)/libluapool.a $(CJSON_CFLAGS) $(CJSON_LIBS) -lpthread
+	$(CC) $(SANFLAGS) -o $@ examples/hello.c -Iinclude $(BUILD)/libluapool.a $(CJSON_CFLAGS) $(CJSON_LIBS) -lpthread
 
 deps:
 	@scripts/install-deps.sh
@@ -117,7 +117,10 @@ check-tsan:
 	$(MAKE) SAN=thread all $(BUILD:build=build-thread)/test_pool
 	@LUAPOOL_TSAN=1 scripts/run-tests.sh build-thread test_pool
 
-run: deps all
+# pkg-config ran when this make started, maybe before deps installed the
+# libraries: build in a fresh make.
+run: deps
+	$(MAKE) all
 	$(BUILD)/luapoold -c conf/luapoold.conf --worker-path $(BUILD)/luapool-worker
 
 bench: all

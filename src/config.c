@@ -894,6 +894,10 @@ config_from_args(struct config *cfg, int argc, char **argv)
 
 /* Validation ------------------------------------------------------------- */
 
+#define MAX_MAX_BODY (255u * 1024u * 1024u)
+#define MAX_WORKERS 1024u
+#define MAX_JSON_DEPTH 998u
+
 static int
 check_limits(const struct config *cfg, char *err, size_t errlen)
 {
@@ -916,6 +920,15 @@ check_limits(const struct config *cfg, char *err, size_t errlen)
 	if (cfg->max_result_bytes < MIN_MAX_RESULT)
 		return fail(err, errlen, "max_result_bytes must be at least %u",
 		    MIN_MAX_RESULT);
+	/* The worker refuses frames above 256 MiB. */
+	if (cfg->max_body_bytes > MAX_MAX_BODY)
+		return fail(err, errlen, "max_body_bytes must be at most %u", MAX_MAX_BODY);
+	if (cfg->workers > MAX_WORKERS)
+		return fail(err, errlen, "workers must be at most %u", MAX_WORKERS);
+	/* cJSON, which still parses some bodies, stops at 1000 levels. */
+	if (cfg->max_json_depth < 1 || cfg->max_json_depth > MAX_JSON_DEPTH)
+		return fail(err, errlen, "max_json_depth must be between 1 and %u",
+		    MAX_JSON_DEPTH);
 	return 0;
 }
 

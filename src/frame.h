@@ -6,7 +6,8 @@
  *
  *   pool -> worker  FRAME_EXEC, FRAME_COMPILE: payload = chunk (chunk_len
  *                   bytes, may be 0) followed by the JSON request text.
- *   worker -> pool  FRAME_READY once after start-up (no payload);
+ *   worker -> pool  FRAME_READY once after start-up (payload: the engine's
+ *                   version, e.g. "LuaJIT 2.1.0-beta3");
  *                   FRAME_REPLY per job: status != 0 carries
  *                   "code\0message\0traceback", status 0 the response body.
  */

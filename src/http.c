@@ -53,6 +53,7 @@ struct http {
 };
 
 enum { EVENT_MHD = 1, EVENT_POOL, EVENT_SIGNAL };
+#define LOOP_TICK_MS 250
 
 enum route_method { ROUTE_GET = 1, ROUTE_HEAD = 2, ROUTE_POST = 4, ROUTE_PUT = 8, ROUTE_DELETE = 16 };
 
@@ -397,8 +398,13 @@ handle_healthz(struct request *r)
 		prepare_problem(r, "shutting_down", "draining before shutdown", NULL);
 		return;
 	}
-	buffer_printf(&b, "{\"status\":\"ok\",\"workers\":%u}",
-	    luapool_active_workers(r->http->pool));
+	unsigned live = luapool_active_workers(r->http->pool);
+	if (live == 0) {
+		prepare_problem(r, "internal_error", "no worker is running", NULL);
+		r->status = 503;
+		return;
+	}
+	buffer_printf(&b, "{\"status\":\"ok\",\"workers\":%u}", live);
 	prepare_json(r, 200, &b);
 }
 
@@ -802,7 +808,9 @@ http_serve_once(struct http *http, int signal_fd, int max_wait_ms)
 			break;
 		}
 	}
-	int mhd_timeout = mhd_timeout_ms(http);
+	/* MHD re-arms its listening socket, after the connection limit was
+	 * reached, only in a later MHD_run: never sleep long without one. */
+	int mhd_timeout = earliest(mhd_timeout_ms(http), LOOP_TICK_MS);
 	int timeout = earliest(earliest(pool_timeout, mhd_timeout), max_wait_ms);
 	struct epoll_event events[4];
 	int n = epoll_wait(http->epfd, events, 4, timeout);
@@ -850,21 +858,27 @@ http_start(const struct http_options *opts, struct luapool *pool, struct scripts
 		}
 		flags |= MHD_USE_TLS;
 	}
-	struct MHD_OptionItem tls_options[] = {
-		{ MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)(uintptr_t)opts->tls_cert_pem },
-		{ MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)(uintptr_t)opts->tls_key_pem },
-		{ MHD_OPTION_END, 0, NULL },
-	};
+	/* Options that are only given when they apply. */
+	struct MHD_OptionItem extra[4];
+	unsigned n = 0;
+	if (opts->threads > 1)
+		extra[n++] = (struct MHD_OptionItem){ MHD_OPTION_THREAD_POOL_SIZE, opts->threads, NULL };
+	if (opts->tls_cert_pem) {
+		extra[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0,
+		    (void *)(uintptr_t)opts->tls_cert_pem };
+		extra[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0,
+		    (void *)(uintptr_t)opts->tls_key_pem };
+	}
+	extra[n] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
 	http->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, http,
 	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-	    MHD_OPTION_THREAD_POOL_SIZE, opts->threads > 1 ? opts->threads : 0u,
 	    MHD_OPTION_CONNECTION_LIMIT, opts->max_connections,
 	    MHD_OPTION_CONNECTION_TIMEOUT, opts->connection_timeout_s,
 	    MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
 	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, http,
 	    MHD_OPTION_NOTIFY_CONNECTION, on_connection, http,
 	    MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, http,
-	    MHD_OPTION_ARRAY, opts->tls_cert_pem ? tls_options : &tls_options[2],
+	    MHD_OPTION_ARRAY, extra,
 	    MHD_OPTION_END);
 	if (http->daemon == NULL) {
 		snprintf(err, errlen, "cannot listen on %s:%u (address in use or not "

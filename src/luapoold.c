@@ -233,13 +233,13 @@ static void
 reload(struct daemon *d, int argc, char **argv)
 {
 	struct config fresh;
-	char err[512];
+	char err[512] = "";
 	config_init(&fresh);
+	/* config_from_args prints its own errors (file:line) on stderr. */
 	if (config_from_args(&fresh, argc, argv) != 0 ||
 	    config_validate(&fresh, err, sizeof(err)) == -1) {
-		if (fresh.check_only == 0)
-			log_error("reload: configuration rejected%s%s; keeping the running one",
-			    err[0] ? ": " : "", err);
+		log_error("configuration rejected%s%s; keeping the running one",
+		    err[0] ? ": " : "", err);
 		config_free(&fresh);
 		return;
 	}

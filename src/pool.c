@@ -237,12 +237,14 @@ luapool_submit_async(struct luapool *pool, const struct luapool_job *spec,
 	}
 	pthread_mutex_lock(&pool->lock);
 	if (!pool->accepting) {
+		pool->stats.jobs_by_status[LUAPOOL_E_SHUTDOWN]++;
 		pthread_mutex_unlock(&pool->lock);
 		job_free(job);
 		set_error(err, LUAPOOL_E_SHUTDOWN, "the pool is shutting down");
 		return -1;
 	}
 	if (pool->queued >= pool->opts.queue_depth) {
+		pool->stats.jobs_by_status[LUAPOOL_E_OVERLOADED]++;
 		pthread_mutex_unlock(&pool->lock);
 		job_free(job);
 		set_error(err, LUAPOOL_E_OVERLOADED, "queue full (%u jobs waiting)",

@@ -8,6 +8,7 @@
  * writes survives it.  This file must never let a job reach the real
  * globals, the registry, or a library table shared with the next job.
  */
+#include <ctype.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -186,6 +187,7 @@ static const char sandbox_source[] =
 	"  return base[k]\n"
 	"end\n"
 	"G.getmetatable('').__metatable = false\n"
+	"G.string.dump = nil\n"
 	"return mt\n";
 
 static int
@@ -412,6 +414,25 @@ push_environment(struct run_call *rc)
 	lua_pop(L, 1);
 }
 
+/* Copies a traceback without the addresses of C functions ("at 0x5599..."),
+ * which would tell a client where the worker's code is mapped. */
+static void
+append_traceback(struct buffer *out, const char *tb, size_t len)
+{
+	const char *end = tb + len;
+	while (tb < end) {
+		const char *at = memmem(tb, (size_t)(end - tb), " at 0x", 6);
+		if (at == NULL) {
+			buffer_append(out, tb, (size_t)(end - tb));
+			return;
+		}
+		buffer_append(out, tb, (size_t)(at - tb));
+		tb = at + 6;
+		while (tb < end && isxdigit((unsigned char)*tb))
+			tb++;
+	}
+}
+
 static void
 classify_failure(struct run_call *rc, int status)
 {
@@ -436,7 +457,7 @@ classify_failure(struct run_call *rc, int status)
 		size_t len;
 		const char *tb = lua_tolstring(L, -1, &len);
 		if (tb)
-			buffer_append(&rc->out->traceback, tb, len);
+			append_traceback(&rc->out->traceback, tb, len);
 		lua_pop(L, 2);
 	}
 }
@@ -671,7 +692,8 @@ load_protected(lua_State *L)
 	char err[256];
 	lua_settop(L, 0);
 	/* Two levels above the context's own limit: the request and "context". */
-	if (vm_json_decode(L, req->text, req->len, vm->limits.max_depth + 2, err, sizeof(err)) == -1)
+	/* One level above the context's own limit: the request object. */
+	if (vm_json_decode(L, req->text, req->len, vm->limits.max_depth + 1, err, sizeof(err)) == -1)
 		return load_failed(lc->out, LUAPOOL_E_INVALID, "invalid_json", err), 0;
 	if (!lua_istable(L, 1) || lua_getmetatable(L, 1))
 		return load_failed(lc->out, LUAPOOL_E_INVALID, "invalid_request",

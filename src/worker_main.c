@@ -4,6 +4,7 @@
  * into the sandbox, then serves jobs.  Not meant to be run by hand.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +81,13 @@ main(int argc, char **argv)
 	if (parent && sandbox_tie_to_parent(parent) == -1)
 		return 1;
 	sandbox_close_other_fds(FRAME_WORKER_FD);
+	/* stdin and stdout lead nowhere; stderr stays for the log. */
+	int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null_fd != -1) {
+		dup2(null_fd, STDIN_FILENO);
+		dup2(null_fd, STDOUT_FILENO);
+		close(null_fd);
+	}
 	/* os.date must not need the file system once sandboxed. */
 	tzset();
 	time_t now = time(NULL);
