@@ -344,11 +344,14 @@ read_worker(struct luapool *pool, struct worker *w)
 			worker_stop(pool, w);
 			return;
 		}
-		ssize_t n = read(w->fd, w->in.data + w->in.len, w->in.cap - w->in.len - 1);
+		size_t room = w->in.cap - w->in.len - 1;
+		ssize_t n = read(w->fd, w->in.data + w->in.len, room);
 		if (n > 0) {
 			w->in.len += (size_t)n;
 			process_input(pool, w);
-			if (w->fd == -1)
+			/* A short read drained the socket: skip the read that
+			 * would only say EAGAIN (epoll is level-triggered). */
+			if (w->fd == -1 || (size_t)n < room)
 				return;
 			continue;
 		}

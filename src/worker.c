@@ -131,7 +131,8 @@ run_job(struct vm *vm, const struct frame_header *h, const char *payload,
 	job_running = 1;
 	arm_timer_at(deadline);
 	vm_run_loaded(vm, out);
-	arm_timer_at(0);
+	/* The timer stays armed: if it fires between jobs the handler sees
+	 * job_running == 0, and the next job re-arms it.  One syscall less. */
 	job_running = 0;
 }
 
@@ -158,44 +159,82 @@ send_reply(const struct frame_header *request, const struct vm_outcome *out, int
 	return rc;
 }
 
+/*
+ * Reads the next request frame into `in` with as few read(2) calls as the
+ * socket allows (usually one: header and payload arrive together).  The
+ * frame starts at in->data; returns -1 at the end of input or on a bad
+ * frame (*bad set).
+ */
+static int
+read_request(struct buffer *in, size_t *consumed, struct frame_header *h,
+    const struct worker_options *opts, int *bad)
+{
+	/* Drop the previous frame, keep any bytes already read past it. */
+	if (*consumed) {
+		memmove(in->data, in->data + *consumed, in->len - *consumed);
+		in->len -= *consumed;
+		*consumed = 0;
+	}
+	size_t need = sizeof(*h);
+	for (;;) {
+		if (in->len >= sizeof(*h)) {
+			memcpy(h, in->data, sizeof(*h));
+			if ((h->type != FRAME_EXEC && h->type != FRAME_COMPILE) ||
+			    h->length > opts->max_request_bytes || h->chunk_len > h->length) {
+				log_error("bad frame: type %u length %u", h->type, h->length);
+				*bad = 1;
+				return -1;
+			}
+			need = sizeof(*h) + h->length;
+			if (in->len >= need)
+				break;
+		}
+		if (buffer_reserve(in, need - in->len > 65536 ? need - in->len : 65536) == -1) {
+			*bad = 1;
+			return -1;
+		}
+		ssize_t n = read(FRAME_WORKER_FD, in->data + in->len, in->cap - in->len - 1);
+		if (n == 0)
+			return -1;	/* the pool closed our socket: exit quietly */
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		in->len += (size_t)n;
+	}
+	*consumed = need;
+	return 0;
+}
+
 int
 worker_run(struct vm *vm, const struct worker_options *opts)
 {
 	struct frame_header h = { .type = FRAME_READY };
-	struct buffer payload;
+	struct buffer in;
 	struct vm_outcome out;
-	int status = 0;
-	buffer_init(&payload, 0);
+	size_t consumed = 0;
+	int bad = 0;
+	buffer_init(&in, 0);
 	buffer_init(&out.body, opts->vm.max_result_bytes + 64);
 	buffer_init(&out.traceback, 16384);
 	grace_ns = (int64_t)opts->grace_ms * 1000000;
 	const char *version = vm_version();
 	if (frame_send(FRAME_WORKER_FD, &h, version, strlen(version)) == -1)
 		goto done;
-	for (;;) {
-		if (frame_read_all(FRAME_WORKER_FD, &h, sizeof(h)) == -1)
-			break;		/* the pool closed our socket: exit quietly */
-		if ((h.type != FRAME_EXEC && h.type != FRAME_COMPILE) ||
-		    h.length > opts->max_request_bytes || h.chunk_len > h.length) {
-			log_error("bad frame: type %u length %u", h.type, h.length);
-			status = 2;
-			break;
-		}
-		buffer_reset(&payload);
-		if (buffer_reserve(&payload, h.length) == -1 ||
-		    frame_read_all(FRAME_WORKER_FD, payload.data, h.length) == -1) {
-			status = 2;
-			break;
-		}
-		payload.data[h.length] = '\0';
+	while (read_request(&in, &consumed, &h, opts, &bad) == 0) {
+		char *payload = in.data + sizeof(h);
+		char saved = payload[h.length];
+		payload[h.length] = '\0';
 		int64_t start = frame_now_ns();
-		run_job(vm, &h, payload.data, opts, &out);
+		run_job(vm, &h, payload, opts, &out);
+		payload[h.length] = saved;
 		if (send_reply(&h, &out, frame_now_ns() - start) == -1)
 			break;
 	}
 done:
-	buffer_free(&payload);
+	buffer_free(&in);
 	buffer_free(&out.body);
 	buffer_free(&out.traceback);
-	return status;
+	return bad ? 2 : 0;
 }
