@@ -37,7 +37,7 @@ parse_args(int argc, char **argv, struct worker_options *o, pid_t *parent)
 	o->vm.max_result_bytes = 1u << 20;
 	o->vm.max_depth = 256;
 	o->vm.cache_entries = 256;
-	o->grace_ms = 10;
+	o->grace_ms = 3;
 	o->default_timeout_ms = 1000;
 	o->max_timeout_ms = 60000;
 	o->allow_bytecode = 1;
