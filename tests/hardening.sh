@@ -26,9 +26,13 @@ log=$(mktemp)
 chmod 666 "$log"
 # The daemon and its workers: nobody, no capabilities, no new privileges,
 # read-only /, a fresh /tmp.
+# A fresh /tmp would hide a checkout that lives under /tmp (as CI clones
+# may): then only /var/tmp is replaced.
+private_tmp=/tmp
+case "$root" in /tmp/*) private_tmp=/var/tmp ;; esac
 unshare --mount --propagation private sh -c "
 	mount -o remount,bind,ro / 2>/dev/null || mount --bind -o ro / /
-	mount -t tmpfs tmpfs /tmp
+	mount -t tmpfs tmpfs $private_tmp
 	exec setpriv --reuid=65534 --regid=65534 --clear-groups --no-new-privs \
 		--inh-caps=-all --bounding-set=-all \
 		$root/$build/luapoold --listen 127.0.0.1:0 --worker-path $root/$build/luapool-worker
