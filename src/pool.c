@@ -284,12 +284,16 @@ pool_take_job(struct luapool *pool)
 void
 pool_complete_job(struct luapool *pool, struct job *job, const struct luapool_reply *reply)
 {
+	/* Counted before the callback, so whoever it wakes sees the count;
+	 * outstanding after it, so shutdown waits for the callback. */
+	pthread_mutex_lock(&pool->lock);
+	if (reply->status <= LUAPOOL_E_SHUTDOWN)
+		pool->stats.jobs_by_status[reply->status]++;
+	pthread_mutex_unlock(&pool->lock);
 	job->done(job->arg, reply);
 	job_free(job);
 	pthread_mutex_lock(&pool->lock);
 	pool->outstanding--;
-	if (reply->status <= LUAPOOL_E_SHUTDOWN)
-		pool->stats.jobs_by_status[reply->status]++;
 	pthread_mutex_unlock(&pool->lock);
 }
 
