@@ -3,7 +3,7 @@
 # benchmark, only those that are missing.  Uses sudo when not root.
 set -eu
 packages="build-essential pkg-config libluajit2-5.1-dev luajit2 libmicrohttpd-dev
-libcjson-dev check curl jq"
+libcjson-dev check curl jq openssl"
 missing=""
 for p in $packages; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

@@ -36,6 +36,7 @@ fi
 # The daemon under the systemd unit's restrictions (plain build only).
 if [ "$build" = build ] && [ -x "$build/luapoold" ]; then
 	tests/hardening.sh "$build" || failed=1
+	tests/tls.sh "$build" || failed=1
 fi
 rm -f "$log"
 exit $failed
