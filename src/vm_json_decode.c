@@ -6,9 +6,9 @@
  *
  * It must never accept a text that json_parse refuses, and never give a
  * value that differs from json_parse + vm_json_push, except that \u0000
- * becomes a NUL byte inside the string where cJSON cut the string there.
- * It may refuse more, because it reads RFC 8259 strictly where cJSON
- * 1.7.15 is lenient:
+ * becomes a NUL byte inside the string where the tree path cut the string
+ * there (cJSON hands out C strings).  It may refuse more, because it reads
+ * RFC 8259 strictly where cJSON 1.7.15 is lenient:
  *   - raw control characters (U+0000 to U+001F) in strings;
  *   - bytes other than space, tab, LF and CR between tokens (cJSON skips
  *     every byte up to 0x20), and a UTF-8 byte order mark at the start;
@@ -21,14 +21,17 @@
  *   - numbers too large for a double: "JSON number out of range" (cJSON
  *     gives inf, which no result could carry back).  Numbers too small
  *     round to 0 or a subnormal, as strtod does.
- * As in cJSON, a number text longer than 63 bytes is refused, and nesting
- * stops at 1000 levels whatever max_depth says, which also bounds the
- * recursion here.  Errors carry the byte position; an early end is
- * reported at the last byte, as json_parse does.  A depth error is only
- * found when the parse gets there (json_parse looks at depth first).
+ * Numbers of any length are read in full, as Debian's cJSON 1.7.15 does
+ * (with the fix for CVE-2023-26819; upstream 1.7.15 stopped at 63 bytes).
+ * Nesting stops at 1000 levels whatever max_depth says, as in cJSON, which
+ * also bounds the recursion here.  Errors carry the byte position; an
+ * early end is reported at the last byte, as json_parse mostly does.  A
+ * depth error is only found when the parse gets there (json_parse looks at
+ * the depth first), so a text both too deep and invalid may get either.
  *
  * Lua may raise out of memory at any allocation: nothing here is malloc'd,
- * the scratch space for strings with escapes is a userdata on the stack.
+ * the scratch space for escaped strings and long numbers is a userdata on
+ * the stack.
  */
 #include <float.h>
 #include <limits.h>
@@ -39,7 +42,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <lauxlib.h>
 #include <lua.h>
 
 #include "vm_json.h"
@@ -47,13 +49,14 @@
 /* cJSON's own nesting limit; also the deepest recursion of this file. */
 #define NESTING_LIMIT		1000u
 
-/* cJSON copies at most this many bytes of a number for strtod. */
-#define NUMBER_TEXT_LIMIT	63
+/* Numbers shorter than this are copied for strtod on the C stack. */
+#define SHORT_NUMBER_SIZE	64
 
-/* Containers less deep than WAITING_LEVELS keep up to WAITING_MEMBERS
- * members on the Lua stack before storing them (see struct container). */
-#define WAITING_LEVELS		32u
-#define WAITING_MEMBERS		32
+/* Tables on the first HINTED_LEVELS levels are created at the size of
+ * their last sibling (see size_hint), up to SIZE_HINT_LIMIT, which bounds
+ * the room a small table after a large one may waste. */
+#define HINTED_LEVELS		32u
+#define SIZE_HINT_LIMIT		64
 
 /* First size of the scratch space for strings with escapes. */
 #define SCRATCH_MIN_SIZE	256
@@ -64,15 +67,14 @@
 /* A mantissa above this could overflow when one more digit comes. */
 #define MANTISSA_DIGIT_LIMIT	((UINT64_MAX - 9) / 10)
 
-/* Exponents beyond this overflow or underflow anyway; it keeps the sum
- * of the exponent and the fraction digits far from INT_MAX. */
+/* Exponents are read up to about this, which keeps their sum with the
+ * count of fraction digits in range; beyond it strtod reads the number. */
 #define EXPONENT_LIMIT		100000
 
 enum failure {
 	FAILED_SYNTAX,
 	FAILED_DEPTH,
 	FAILED_RANGE,
-	FAILED_NUMBER_LENGTH,
 	FAILED_LUA_STACK,
 };
 
@@ -86,6 +88,8 @@ struct decoder {
 	size_t scratch_size;
 	enum failure failure;
 	const unsigned char *failed_at;
+	unsigned short object_sizes[HINTED_LEVELS];	/* see size_hint */
+	unsigned short array_sizes[HINTED_LEVELS];
 };
 
 /* The bytes of a string, by what the decoder does with them. */
@@ -137,7 +141,8 @@ skip_whitespace(struct decoder *d)
 {
 	const unsigned char *at = d->at;
 
-	while (at < d->end && (*at == ' ' || *at == '\n' || *at == '\r' || *at == '\t'))
+	while (at < d->end && *at <= ' ' &&
+	    (*at == ' ' || *at == '\n' || *at == '\r' || *at == '\t'))
 		at++;
 	d->at = at;
 }
@@ -294,9 +299,12 @@ reserve_scratch(struct decoder *d, size_t size)
 static const unsigned char *
 find_closing_quote(const unsigned char *s, const unsigned char *end)
 {
-	while (s < end && *s != '"')
+	while (s < end && *s != '"') {
+		if (*s == '\\' && end - s < 2)
+			return end;
 		s += *s == '\\' ? 2 : 1;
-	return s < end ? s : end;
+	}
+	return s;
 }
 
 /*
@@ -344,6 +352,43 @@ decode_escaped_string(struct decoder *d, const unsigned char *start,
 	return 0;
 }
 
+/*
+ * The bytes of x that are below 0x20, a quote, a backslash or above 0x7f,
+ * as their high bits.  (x - ones * n) & ~x & highs marks the bytes below n
+ * (n <= 0x80) and possibly bytes above a marked one, where a borrow went:
+ * so the lowest mark is always right, which is all skip_plain_bytes uses.
+ */
+static uint64_t
+special_bytes(uint64_t x)
+{
+	const uint64_t ones = 0x0101010101010101u, highs = ones * 0x80;
+	uint64_t quotes = x ^ (ones * '"'), backslashes = x ^ (ones * '\\');
+
+	return (((x - ones * 0x20) & ~x) | ((quotes - ones) & ~quotes) |
+	    ((backslashes - ones) & ~backslashes) | x) & highs;
+}
+
+/* Skips the bytes a string holds as they are, up to the first special
+ * one: eight at a time while eight are left, on little-endian machines
+ * (where the lowest mark is the first byte in memory). */
+static const unsigned char *
+skip_plain_bytes(const unsigned char *at, const unsigned char *end)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	uint64_t eight, marks;
+
+	while (end - at >= 8) {
+		memcpy(&eight, at, sizeof(eight));
+		if ((marks = special_bytes(eight)) != 0)
+			return at + (__builtin_ctzll(marks) >> 3);
+		at += 8;
+	}
+#endif
+	while (at < end && string_byte_class[*at] == PLAIN)
+		at++;
+	return at;
+}
+
 /* Pushes the string whose opening quote is at d->at.  Strings without
  * escapes (most) go to Lua straight from the text. */
 static int
@@ -353,8 +398,7 @@ decode_string(struct decoder *d)
 	size_t n;
 
 	for (;;) {
-		while (at < end && string_byte_class[*at] == PLAIN)
-			at++;
+		at = skip_plain_bytes(at, end);
 		if (at == end)
 			return fail_syntax(d, end);
 		switch (string_byte_class[*at]) {
@@ -410,9 +454,12 @@ read_exponent(const unsigned char *at, const unsigned char *end, struct number *
 
 	if (at < end && (*at == '+' || *at == '-'))
 		negative = *at++ == '-';
-	for (; at < end && is_digit(*at); at++)
+	for (; at < end && is_digit(*at); at++) {
 		if (exponent < EXPONENT_LIMIT)
 			exponent = exponent * 10 + (*at - '0');
+		else
+			n->exact = 0;	/* the sum below would be wrong */
+	}
 	n->exponent += negative ? -exponent : exponent;
 	return at;
 }
@@ -455,14 +502,20 @@ scan_number(struct decoder *d, struct number *n, const unsigned char **after)
 	return 0;
 }
 
-/* strtod on a copy, with '.' made the locale's decimal point as cJSON
- * does, so that the two read the same double. */
+/* strtod on a NUL-terminated copy (the text has no NUL after it), with
+ * '.' made the locale's decimal point as cJSON does, so that the two read
+ * the same double.  Long numbers are copied to the scratch space. */
 static double
-read_with_strtod(const unsigned char *start, size_t len)
+read_with_strtod(struct decoder *d, const unsigned char *start, size_t len)
 {
-	char copy[NUMBER_TEXT_LIMIT + 1];
+	char short_copy[SHORT_NUMBER_SIZE];
+	char *copy = short_copy;
 	char point = localeconv()->decimal_point[0];
 
+	if (len >= sizeof(short_copy)) {
+		reserve_scratch(d, len + 1);
+		copy = (char *)d->scratch_data;
+	}
 	memcpy(copy, start, len);
 	copy[len] = '\0';
 	for (size_t i = 0; i < len; i++)
@@ -478,7 +531,8 @@ read_with_strtod(const unsigned char *start, size_t len)
  * strtod returns.  (Only where doubles are evaluated as doubles.)
  */
 static double
-number_value(const struct number *n, const unsigned char *start, size_t len)
+number_value(struct decoder *d, const struct number *n, const unsigned char *start,
+    size_t len)
 {
 #if FLT_EVAL_METHOD == 0
 	if (n->exact && n->mantissa <= EXACT_MANTISSA_LIMIT &&
@@ -491,7 +545,7 @@ number_value(const struct number *n, const unsigned char *start, size_t len)
 		return n->negative ? -x : x;
 	}
 #endif
-	return read_with_strtod(start, len);
+	return read_with_strtod(d, start, len);
 }
 
 static int
@@ -503,9 +557,7 @@ decode_number(struct decoder *d)
 
 	if (scan_number(d, &n, &after) == -1)
 		return -1;
-	if (after - start > NUMBER_TEXT_LIMIT)
-		return fail(d, FAILED_NUMBER_LENGTH, start);
-	x = number_value(&n, start, (size_t)(after - start));
+	x = number_value(d, &n, start, (size_t)(after - start));
 	if (isinf(x))
 		return fail(d, FAILED_RANGE, start);
 	lua_pushnumber(d->L, x);
@@ -515,108 +567,45 @@ decode_number(struct decoder *d)
 
 /* Containers ------------------------------------------------------------- */
 
-/*
- * A container being read.  Its members wait on the Lua stack above a
- * placeholder until the container closes or `limit` of them are there, so
- * that most tables are created once at their final size (growing a table
- * rehashes it at every power of two).  Deep containers let none wait:
- * waiting members take Lua stack slots at every level.
- */
-struct container {
-	int table;		/* stack index of the table or its placeholder */
-	int made;		/* whether the table exists */
-	int is_array;
-	int waiting;		/* members above the table */
-	int limit;		/* members allowed to wait */
-	int length;		/* array elements already stored */
-};
+/* The likely size of the next table at `depth`: that of the last one
+ * closed there.  Arrays of records are common, and a table created at its
+ * final size is not rehashed at every power of two as it grows. */
+static int
+size_hint(const unsigned short *hints, unsigned depth)
+{
+	return depth < HINTED_LEVELS ? hints[depth] : 0;
+}
+
+static void
+remember_size(unsigned short *hints, unsigned depth, int size)
+{
+	if (depth < HINTED_LEVELS)
+		hints[depth] = (unsigned short)(size < SIZE_HINT_LIMIT ? size : SIZE_HINT_LIMIT);
+}
 
 static int
-open_container(struct decoder *d, unsigned depth, int is_array, struct container *c)
+enter_container(struct decoder *d, unsigned depth)
 {
-	int limit = depth < WAITING_LEVELS ? WAITING_MEMBERS : 1;
-
 	if (depth + 1 > d->max_depth)
 		return fail(d, FAILED_DEPTH, d->at);
-	/* The placeholder, the waiting members and the one being read. */
-	if (!lua_checkstack(d->L, 1 + 2 * limit + 2))
+	/* The table, a key and a value. */
+	if (!lua_checkstack(d->L, 3))
 		return fail(d, FAILED_LUA_STACK, d->at);
-	lua_pushnil(d->L);
-	c->table = lua_gettop(d->L);
-	c->made = 0;
-	c->is_array = is_array;
-	c->waiting = 0;
-	c->limit = limit;
-	c->length = 0;
 	d->at++;
 	skip_whitespace(d);
 	return 0;
 }
 
-static void
-make_table(struct decoder *d, struct container *c)
-{
-	if (c->is_array) {
-		lua_createtable(d->L, c->waiting, 0);
-		lua_pushvalue(d->L, d->marker);
-		lua_setmetatable(d->L, -2);
-	} else {
-		lua_createtable(d->L, 0, c->waiting);
-	}
-	lua_replace(d->L, c->table);
-	c->made = 1;
-}
-
-/* Stores the waiting members into the table, in document order, so that
- * the last of duplicate keys wins, as it does in vm_json_push. */
-static void
-store_waiting(struct decoder *d, struct container *c)
-{
-	lua_State *L = d->L;
-
-	if (!c->made)
-		make_table(d, c);
-	if (c->is_array) {
-		for (int i = c->waiting; i > 0; i--)
-			lua_rawseti(L, c->table, c->length + i);
-		c->length += c->waiting;
-	} else if (c->waiting == 1) {
-		lua_rawset(L, c->table);
-	} else {
-		for (int i = 0; i < c->waiting; i++) {
-			lua_pushvalue(L, c->table + 1 + 2 * i);
-			lua_pushvalue(L, c->table + 2 + 2 * i);
-			lua_rawset(L, c->table);
-		}
-		lua_settop(L, c->table);
-	}
-	c->waiting = 0;
-}
-
-/* Counts the member just pushed. */
+/* After a member: returns 1 past the closing byte, 0 after a comma (and
+ * the whitespace after it), -1 otherwise. */
 static int
-add_member(struct decoder *d, struct container *c)
+next_member(struct decoder *d, unsigned char closing)
 {
-	if (c->length > INT_MAX - c->limit - 1)
-		return fail_syntax(d, d->at);
-	if (++c->waiting == c->limit)
-		store_waiting(d, c);
-	return 0;
-}
-
-/* After a member: returns 1 past the closing byte, with the table made and
- * complete, 0 after a comma (and the whitespace after it), -1 otherwise. */
-static int
-next_member(struct decoder *d, struct container *c, unsigned char closing)
-{
-	if (add_member(d, c) == -1)
-		return -1;
 	skip_whitespace(d);
 	if (d->at == d->end)
 		return fail_syntax(d, d->end);
 	if (*d->at == closing) {
 		d->at++;
-		store_waiting(d, c);
 		return 1;
 	}
 	if (*d->at != ',')
@@ -626,26 +615,39 @@ next_member(struct decoder *d, struct container *c, unsigned char closing)
 	return 0;
 }
 
+static void
+push_array_table(struct decoder *d, int size)
+{
+	lua_createtable(d->L, size, 0);
+	lua_pushvalue(d->L, d->marker);
+	lua_setmetatable(d->L, -2);
+}
+
 static int
 decode_array(struct decoder *d, unsigned depth)
 {
-	struct container c;
-	int done;
+	int count = 0, done;
 
-	if (open_container(d, depth, 1, &c) == -1)
+	if (enter_container(d, depth) == -1)
 		return -1;
 	if (d->at < d->end && *d->at == ']') {
 		d->at++;
-		make_table(d, &c);
+		push_array_table(d, 0);
 		return 0;
 	}
+	push_array_table(d, size_hint(d->array_sizes, depth));
 	do {
+		if (count == INT_MAX)
+			return fail_syntax(d, d->at);
 		if (decode_value(d, depth + 1) == -1)
 			return -1;
-	} while ((done = next_member(d, &c, ']')) == 0);
+		lua_rawseti(d->L, -2, ++count);
+	} while ((done = next_member(d, ']')) == 0);
+	remember_size(d->array_sizes, depth, count);
 	return done == 1 ? 0 : -1;
 }
 
+/* Pushes the key and the value of an object member. */
 static int
 decode_member(struct decoder *d, unsigned depth)
 {
@@ -661,23 +663,28 @@ decode_member(struct decoder *d, unsigned depth)
 	return decode_value(d, depth + 1);
 }
 
+/* Members are stored in document order: the last of duplicate keys wins,
+ * as in vm_json_push. */
 static int
 decode_object(struct decoder *d, unsigned depth)
 {
-	struct container c;
-	int done;
+	int count = 0, done;
 
-	if (open_container(d, depth, 0, &c) == -1)
+	if (enter_container(d, depth) == -1)
 		return -1;
 	if (d->at < d->end && *d->at == '}') {
 		d->at++;
-		make_table(d, &c);
+		lua_createtable(d->L, 0, 0);
 		return 0;
 	}
+	lua_createtable(d->L, 0, size_hint(d->object_sizes, depth));
 	do {
 		if (decode_member(d, depth) == -1)
 			return -1;
-	} while ((done = next_member(d, &c, '}')) == 0);
+		lua_rawset(d->L, -3);
+		count += count < INT_MAX;
+	} while ((done = next_member(d, '}')) == 0);
+	remember_size(d->object_sizes, depth, count);
 	return done == 1 ? 0 : -1;
 }
 
@@ -757,9 +764,6 @@ report(const struct decoder *d, char *err, size_t errlen)
 	if (d->failure == FAILED_RANGE)
 		snprintf(err, errlen, "JSON number out of range at line %lu, column %zu",
 		    line, offset - line_start + 1);
-	else if (d->failure == FAILED_NUMBER_LENGTH)
-		snprintf(err, errlen, "JSON number longer than %d bytes at line %lu, "
-		    "column %zu", NUMBER_TEXT_LIMIT, line, offset - line_start + 1);
 	else
 		snprintf(err, errlen, "invalid JSON at line %lu, column %zu", line,
 		    offset - line_start + 1);
@@ -771,11 +775,20 @@ vm_json_decode(lua_State *L, const char *text, size_t len, unsigned max_depth,
 {
 	static const unsigned char empty[1];
 	int top = lua_gettop(L);
-	const unsigned char *start = text != NULL ? (const unsigned char *)text : empty;
-	struct decoder d = { L, start, start, start + (text != NULL ? len : 0),
-	    max_depth < NESTING_LIMIT ? max_depth : NESTING_LIMIT, top + 1, top + 2,
-	    NULL, 0, FAILED_SYNTAX, NULL };
+	struct decoder d;
 
+	d.L = L;
+	d.text = d.at = text != NULL ? (const unsigned char *)text : empty;
+	d.end = d.text + (text != NULL ? len : 0);
+	d.max_depth = max_depth < NESTING_LIMIT ? max_depth : NESTING_LIMIT;
+	d.marker = top + 1;
+	d.scratch = top + 2;
+	d.scratch_data = NULL;
+	d.scratch_size = 0;
+	d.failure = FAILED_SYNTAX;
+	d.failed_at = d.text;
+	memset(d.object_sizes, 0, sizeof(d.object_sizes));
+	memset(d.array_sizes, 0, sizeof(d.array_sizes));
 	if (!lua_checkstack(L, 4)) {
 		if (err != NULL && errlen > 0)
 			snprintf(err, errlen, "Lua stack exhausted");
