@@ -266,7 +266,10 @@ handle_reply(struct luapool *pool, struct worker *w, const struct frame_header *
 		w->state = WORKER_EXITING;
 		w->expected_exit = 1;
 		w->backstop_ns = frame_now_ns() + EXIT_TIMEOUT_NS;
-	} else if (pool->opts.max_jobs_per_worker && w->jobs_run >= pool->opts.max_jobs_per_worker) {
+	} else if ((pool->opts.max_jobs_per_worker && w->jobs_run >= pool->opts.max_jobs_per_worker) ||
+	    (h->flags & FRAME_HEAP_HIGH)) {
+		if (h->flags & FRAME_HEAP_HIGH)
+			log_info("worker %d keeps a high heap: replacing it", (int)w->pid);
 		stats_add(pool, &pool->stats.recycles, 1);
 		worker_stop(pool, w);
 	} else {

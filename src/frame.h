@@ -26,6 +26,7 @@ enum frame_type { FRAME_READY = 1, FRAME_EXEC, FRAME_COMPILE, FRAME_REPLY };
 #define FRAME_CACHE_HIT		0x2u
 #define FRAME_CACHE_MISS	0x4u
 #define FRAME_EXITING		0x8u	/* hard stop: the worker exits after this reply */
+#define FRAME_HEAP_HIGH		0x10u	/* over half the heap limit even after a full GC */
 
 /* The fd a worker finds its socket on. */
 #define FRAME_WORKER_FD 3

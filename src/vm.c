@@ -510,7 +510,7 @@ reset_outcome(struct vm_outcome *out)
 	out->status = LUAPOOL_OK;
 	out->code = "ok";
 	out->message[0] = '\0';
-	out->cache_hit = out->cache_miss = out->soft_stopped = 0;
+	out->cache_hit = out->cache_miss = out->soft_stopped = out->heap_high = 0;
 	buffer_reset(&out->body);
 	buffer_reset(&out->traceback);
 }
@@ -756,6 +756,9 @@ vm_run(struct vm *vm, const struct vm_job *job, struct vm_outcome *out)
 	if (out->status != LUAPOOL_OK)
 		buffer_reset(&out->body);
 	after_job(vm, collect);
+	/* after_job collected if the heap passed half the limit: still above
+	 * it means live data the next job would inherit a small heap from. */
+	out->heap_high = vm->used > vm->limit / 2;
 	return 0;
 }
 

@@ -52,6 +52,7 @@ struct vm_outcome {
 	struct buffer body;		/* OK: the response body */
 	struct buffer traceback;	/* script errors */
 	int cache_hit, cache_miss, soft_stopped;
+	int heap_high;			/* over half the limit after a full GC */
 };
 
 struct vm *vm_new(const struct vm_limits *limits, char *err, size_t errlen);

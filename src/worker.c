@@ -144,7 +144,8 @@ send_reply(const struct frame_header *request, const struct vm_outcome *out, int
 		.run_ns = (uint64_t)run_ns,
 	};
 	h.flags = (out->soft_stopped ? FRAME_SOFT_STOP : 0) |
-	    (out->cache_hit ? FRAME_CACHE_HIT : 0) | (out->cache_miss ? FRAME_CACHE_MISS : 0);
+	    (out->cache_hit ? FRAME_CACHE_HIT : 0) | (out->cache_miss ? FRAME_CACHE_MISS : 0) |
+	    (out->heap_high ? FRAME_HEAP_HIGH : 0);
 	if (out->status == LUAPOOL_OK)
 		return frame_send(FRAME_WORKER_FD, &h, out->body.data, out->body.len);
 	/* code \0 message \0 traceback */

@@ -471,6 +471,40 @@ START_TEST(stats_should_count_jobs_and_cache_use)
 }
 END_TEST
 
+/* Cached chunks hold their constants: with a small heap, many distinct
+ * large chunks leave it over half full after a GC, and the worker is
+ * replaced rather than left with little room. */
+START_TEST(a_worker_whose_heap_stays_high_should_be_replaced)
+{
+	teardown();
+	struct luapool_options opts;
+	struct luapool_error err;
+	luapool_options_init(&opts);
+	opts.workers = 1;
+	opts.memory_limit_mb = 8;
+	pool = luapool_new_with(&opts, &err);
+	ck_assert_msg(pool != NULL, "%s", err.message);
+	size_t size = 200 * 1024;
+	char *source = malloc(size + 64);
+	int recycled = 0;
+	for (int i = 0; i < 60 && !recycled; i++) {
+		int n = snprintf(source, 64, "return %d + #\"", i);
+		memset(source + n, 'a' + i % 26, size);
+		strcpy(source + n + size, "\"");
+		cJSON *r = luapool_submit_source(pool, source, strlen(source), NULL, 5000, &err);
+		ck_assert_msg(r != NULL, "job %d: %s", i, err.message);
+		cJSON_Delete(r);
+		struct luapool_stats st;
+		luapool_stats(pool, &st);
+		recycled = st.recycles > 0;
+	}
+	free(source);
+	ck_assert_msg(recycled, "no worker was replaced");
+	ck_assert(wait_for_workers(1, 2000));
+	expect_json("return 'fresh'", NULL, "\"fresh\"");
+}
+END_TEST
+
 START_TEST(external_dispatch_should_run_jobs_from_the_callers_loop)
 {
 	teardown();
@@ -526,6 +560,7 @@ pool_suite(void)
 	tcase_add_test(tc, time_spent_queued_should_count_against_the_deadline);
 	tcase_add_test(tc, stats_should_count_jobs_and_cache_use);
 	tcase_add_test(tc, external_dispatch_should_run_jobs_from_the_callers_loop);
+	tcase_add_test(tc, a_worker_whose_heap_stays_high_should_be_replaced);
 	suite_add_tcase(s, tc);
 	return s;
 }
