@@ -15,6 +15,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/pidfd.h>
+#include <sys/resource.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -32,6 +33,11 @@
 #define BACKSTOP_MARGIN_NS	(200 * MS)
 #define QUEUE_SWEEP_NS		(10 * MS)
 #define MAX_BACKOFF_MS		1000
+/* A job that runs longer than this is not a typical short job: its worker
+ * drops to the lowest CPU priority so runaway jobs, until their deadline
+ * stops them, take little from the others. */
+#define DEMOTE_AFTER_NS		(10 * MS)
+#define DEMOTED_NICE		19
 
 static uint64_t
 event_key(unsigned kind, unsigned index)
@@ -89,6 +95,7 @@ worker_spawn(struct luapool *pool, struct worker *w)
 	w->killed_for_deadline = 0;
 	w->ready = 0;
 	w->expected_exit = 0;
+	w->demoted = 0;
 	w->spawned_ns = frame_now_ns();
 	w->backstop_ns = w->spawned_ns + STARTUP_TIMEOUT_NS;
 	buffer_reset(&w->in);
@@ -227,6 +234,31 @@ worker_stop(struct luapool *pool, struct worker *w)
 	w->backstop_ns = frame_now_ns() + EXIT_TIMEOUT_NS;
 }
 
+/* Back to normal priority after a long job; 0 if that is not allowed
+ * (no CAP_SYS_NICE): the worker is then replaced instead. */
+static int
+restore_priority(struct worker *w)
+{
+	if (!w->demoted)
+		return 1;
+	w->demoted = 0;
+	return setpriority(PRIO_PROCESS, (id_t)w->pid, 0) == 0;
+}
+
+static void
+demote_long_jobs(struct luapool *pool, int64_t now)
+{
+	for (unsigned i = 0; i < pool->nworkers; i++) {
+		struct worker *w = &pool->workers[i];
+		if (w->state != WORKER_BUSY || w->demoted || w->demote_at_ns > now)
+			continue;
+		if (setpriority(PRIO_PROCESS, (id_t)w->pid, DEMOTED_NICE) == 0)
+			w->demoted = 1;
+		else
+			w->demote_at_ns = INT64_MAX;
+	}
+}
+
 static void
 handle_reply(struct luapool *pool, struct worker *w, const struct frame_header *h,
     const char *payload)
@@ -262,12 +294,13 @@ handle_reply(struct luapool *pool, struct worker *w, const struct frame_header *
 	w->backstop_ns = 0;
 	w->jobs_run++;
 	finish_job(pool, w, &reply);
+	int restored = restore_priority(w);
 	if (h->flags & FRAME_EXITING) {
 		w->state = WORKER_EXITING;
 		w->expected_exit = 1;
 		w->backstop_ns = frame_now_ns() + EXIT_TIMEOUT_NS;
 	} else if ((pool->opts.max_jobs_per_worker && w->jobs_run >= pool->opts.max_jobs_per_worker) ||
-	    (h->flags & FRAME_HEAP_HIGH)) {
+	    (h->flags & FRAME_HEAP_HIGH) || !restored) {
 		if (h->flags & FRAME_HEAP_HIGH)
 			log_info("worker %d keeps a high heap: replacing it", (int)w->pid);
 		stats_add(pool, &pool->stats.recycles, 1);
@@ -427,6 +460,7 @@ send_job(struct luapool *pool, struct worker *w, struct job *job)
 	w->killed_for_deadline = 0;
 	w->backstop_ns = job_deadline_ns(pool, job) + (int64_t)pool->opts.grace_ms * MS +
 	    BACKSTOP_MARGIN_NS;
+	w->demote_at_ns = frame_now_ns() + DEMOTE_AFTER_NS;
 	atomic_fetch_add(&pool->busy, 1);
 	continue_send(pool, w);
 }
@@ -512,6 +546,8 @@ next_timeout_ms(struct luapool *pool, int64_t now)
 			next = w->respawn_at_ns;
 		else if (w->state != WORKER_DOWN && w->backstop_ns && w->backstop_ns < next)
 			next = w->backstop_ns;
+		if (w->state == WORKER_BUSY && !w->demoted && w->demote_at_ns < next)
+			next = w->demote_at_ns;
 	}
 	pthread_mutex_lock(&pool->lock);
 	int queued = pool->queued > 0;
@@ -644,6 +680,7 @@ dispatcher_run_once(struct luapool *pool, int max_wait_ms)
 		handle_event(pool, &events[i]);
 	now = frame_now_ns();
 	enforce_backstops(pool, now);
+	demote_long_jobs(pool, now);
 	respawn_due_workers(pool, now);
 	sweep_expired_queue(pool, now);
 	dispatch_jobs(pool);

@@ -50,6 +50,8 @@ struct worker {
 	struct buffer in;
 	int64_t backstop_ns;		/* kill if still running then; 0: none */
 	int killed_for_deadline;
+	int64_t demote_at_ns;		/* a job still running then loses priority */
+	int demoted;
 	int ready;			/* sent FRAME_READY: counted in `live` */
 	int expected_exit;		/* we stopped it, or it announced its exit */
 	unsigned jobs_run;
