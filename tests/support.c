@@ -248,3 +248,22 @@ done:
 	free(err_path);
 	return rc;
 }
+
+long
+support_nice(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	char *text = support_read_file(path, NULL);
+	if (text == NULL)
+		return -100;
+	long nice = -100;
+	char *p = strrchr(text, ')');
+	/* Fields after the command: state is 3rd; nice is the 19th. */
+	for (int field = 2; p && field < 19; field++)
+		p = strchr(p + 1, ' ');
+	if (p)
+		nice = strtol(p + 1, NULL, 10);
+	free(text);
+	return nice;
+}

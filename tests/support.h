@@ -17,6 +17,8 @@ int support_children(pid_t parent, const char *comm, pid_t *out, int max);
 /* Value of a "Key:" line of /proc/PID/status, or -1. */
 long support_proc_status(pid_t pid, const char *key);
 int support_process_alive(pid_t pid);
+/* The nice value of a process, or -100. */
+long support_nice(pid_t pid);
 /* A free TCP port on 127.0.0.1. */
 int support_free_port(void);
 

@@ -505,6 +505,47 @@ START_TEST(a_worker_whose_heap_stays_high_should_be_replaced)
 }
 END_TEST
 
+static int
+count_workers_at_nice(long nice)
+{
+	pid_t pids[8];
+	int n = support_children(getpid(), "luapool-worker", pids, 8), found = 0;
+	for (int i = 0; i < n; i++)
+		found += support_nice(pids[i]) == nice;
+	return found;
+}
+
+START_TEST(a_long_job_should_run_at_low_priority_until_it_ends)
+{
+	struct counter c = { .lock = PTHREAD_MUTEX_INITIALIZER };
+	const char *slow = "{\"source\":\"local t = os.clock() while os.clock() - t < 0.3 do end\"}";
+	struct luapool_job job = { .kind = LUAPOOL_JOB_EXEC, .request = slow,
+		.request_len = strlen(slow), .timeout_ms = 5000 };
+	ck_assert_int_eq(luapool_submit_async(pool, &job, count_reply, &c, NULL), 0);
+	int64_t end = support_now_ms() + 250;
+	while (count_workers_at_nice(19) == 0 && support_now_ms() < end)
+		usleep(1000);
+	ck_assert_int_eq(count_workers_at_nice(19), 1);
+	end = support_now_ms() + 3000;
+	for (;;) {
+		pthread_mutex_lock(&c.lock);
+		int done = c.done;
+		pthread_mutex_unlock(&c.lock);
+		if (done || support_now_ms() > end)
+			break;
+		usleep(1000);
+	}
+	ck_assert_int_eq(c.ok, 1);
+	ck_assert(wait_for_workers(WORKERS, 2000));
+	/* Restored, or (without the right to) replaced: none stays low. */
+	end = support_now_ms() + 1000;
+	while (count_workers_at_nice(19) != 0 && support_now_ms() < end)
+		usleep(1000);
+	ck_assert_int_eq(count_workers_at_nice(19), 0);
+	expect_json("return 'normal'", NULL, "\"normal\"");
+}
+END_TEST
+
 START_TEST(external_dispatch_should_run_jobs_from_the_callers_loop)
 {
 	teardown();
@@ -561,6 +602,7 @@ pool_suite(void)
 	tcase_add_test(tc, stats_should_count_jobs_and_cache_use);
 	tcase_add_test(tc, external_dispatch_should_run_jobs_from_the_callers_loop);
 	tcase_add_test(tc, a_worker_whose_heap_stays_high_should_be_replaced);
+	tcase_add_test(tc, a_long_job_should_run_at_low_priority_until_it_ends);
 	suite_add_tcase(s, tc);
 	return s;
 }
