@@ -408,11 +408,27 @@ handle_healthz(struct request *r)
 	prepare_json(r, 200, &b);
 }
 
+/* Stores the script; answers 201 (new) or 200 with its description. */
+static void
+store_script(struct request *r, int is_source, const void *chunk, size_t len)
+{
+	char err[256];
+	int created = 0;
+	if (scripts_put(r->http->scripts, r->name, is_source, chunk, len, &created, err,
+	    sizeof(err)) == -1) {
+		prepare_problem(r, "invalid_request", err, NULL);
+		return;
+	}
+	struct buffer b;
+	buffer_init(&b, 0);
+	scripts_describe(r->http->scripts, r->name, &b);
+	prepare_json(r, created ? 201 : 200, &b);
+}
+
 /* PUT /v1/scripts/{name}: {"source": text} or {"bytecode": base64}. */
 static void
 handle_script_put(struct request *r)
 {
-	char err[256];
 	cJSON *root = cJSON_ParseWithLength(r->body.data ? r->body.data : "", r->body.len);
 	if (root == NULL) {
 		prepare_problem(r, "invalid_json", "the body must be a JSON object", NULL);
@@ -448,16 +464,7 @@ handle_script_put(struct request *r)
 	} else if (n < 4 || memcmp(chunk, "\033LJ", 3) != 0) {
 		prepare_problem(r, "invalid_bytecode", "not LuaJIT bytecode", NULL);
 	} else {
-		int created = 0;
-		if (scripts_put(r->http->scripts, r->name, 0, chunk, (size_t)n, &created, err,
-		    sizeof(err)) == -1) {
-			prepare_problem(r, "invalid_request", err, NULL);
-		} else {
-			struct buffer b;
-			buffer_init(&b, 0);
-			scripts_describe(r->http->scripts, r->name, &b);
-			prepare_json(r, created ? 201 : 200, &b);
-		}
+		store_script(r, 0, chunk, (size_t)n);
 	}
 	free(chunk);
 }
@@ -468,19 +475,8 @@ finish_script_put(struct request *r)
 {
 	char *source = r->pending_source;
 	r->pending_source = NULL;
-	if (r->status == 200) {
-		char err[256];
-		int created = 0;
-		if (scripts_put(r->http->scripts, r->name, 1, source, r->pending_source_len,
-		    &created, err, sizeof(err)) == -1) {
-			prepare_problem(r, "invalid_request", err, NULL);
-		} else {
-			struct buffer b;
-			buffer_init(&b, 0);
-			scripts_describe(r->http->scripts, r->name, &b);
-			prepare_json(r, created ? 201 : 200, &b);
-		}
-	}
+	if (r->status == 200)
+		store_script(r, 1, source, r->pending_source_len);
 	free(source);
 }
 
