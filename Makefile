@@ -66,7 +66,7 @@ TEST_SUPPORT := $(patsubst tests/%.c,$(BUILD)/tobj/%.o,$(filter-out tests/test_%
 # Unit-test objects: everything but the two mains.
 ALL_OBJ    := $(sort $(LIB_OBJ) $(WORKER_OBJ) $(DAEMON_OBJ))
 
-.PHONY: all check check-unit check-integration check-asan check-tsan run deps \
+.PHONY: FORCE all check check-unit check-integration check-asan check-tsan run deps \
         install uninstall clean bench bench-engine example fuzz fuzz-run
 
 all: $(BUILD)/luapoold $(BUILD)/luapool-worker $(BUILD)/libluapool.a
@@ -78,6 +78,14 @@ $(BUILD)/obj/%.o: src/%.c
 $(BUILD)/tobj/%.o: tests/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) $(LUA_CFLAGS) $(CJSON_CFLAGS) -c $< -o $@
+
+# The pool looks for the worker at the install path: rebuild process.o when
+# PREFIX or LIBEXECDIR change (make install PREFIX=/usr after make).
+$(BUILD)/libexecdir.stamp: FORCE
+	@mkdir -p $(BUILD)
+	@echo '$(LIBEXECDIR)' | cmp -s - $@ 2>/dev/null || echo '$(LIBEXECDIR)' > $@
+$(BUILD)/obj/process.o: $(BUILD)/libexecdir.stamp
+FORCE:
 
 $(BUILD)/libluapool.a: $(LIB_OBJ)
 	@rm -f $@
