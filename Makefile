@@ -50,7 +50,7 @@ LIB_SRC    := src/pool.c src/dispatcher.c src/context.c src/frame.c src/process.
 WORKER_SRC := src/worker.c src/sandbox.c src/vm.c src/vm_json.c src/vm_json_decode.c \
               src/json.c src/base64.c src/frame.c src/buffer.c src/log.c src/status.c
 DAEMON_SRC := src/http.c src/config.c src/scripts.c src/metrics.c src/problem.c \
-              src/notify.c
+              src/notify.c src/jsonscan.c
 DAEMON_MAIN := src/luapoold.c
 WORKER_MAIN := src/worker_main.c
 

@@ -31,6 +31,7 @@
 #include "buffer.h"
 #include "frame.h"
 #include "http.h"
+#include "jsonscan.h"
 #include "log.h"
 #include "metrics.h"
 #include "problem.h"
@@ -321,6 +322,27 @@ prepare_submit_error(struct request *r, const struct luapool_error *err)
 	    err->message, NULL);
 }
 
+/* The job's timeout as the pool should know it, so a queued job expires
+ * at its deadline: the request's own timeout_ms, found without parsing
+ * the context, or the default when it certainly has none.  0 leaves it to
+ * the worker (unsure, or out of range: the worker explains). */
+static unsigned
+request_timeout_ms(struct request *r)
+{
+	if (r->body.len == 0)
+		return r->http->opts.default_timeout_ms;
+	r->body.data[r->body.len] = '\0';	/* the buffer keeps a spare byte */
+	unsigned long t = 0;
+	switch (jsonscan_timeout_ms(r->body.data, r->body.len, &t)) {
+	case JSONSCAN_FOUND:
+		return t >= 1 && t <= r->http->opts.max_timeout_ms ? (unsigned)t : 0;
+	case JSONSCAN_ABSENT:
+		return r->http->opts.default_timeout_ms;
+	default:
+		return 0;
+	}
+}
+
 /* Submits a job for this request and suspends its connection until the
  * answer comes; prepares an error response if the pool refuses. */
 static void
@@ -332,6 +354,7 @@ submit_job(struct request *r, enum luapool_job_kind kind, const char *chunk, siz
 		.request = r->body.len ? r->body.data : "{}",
 		.request_len = r->body.len ? r->body.len : 2,
 		.chunk = chunk, .chunk_len = chunk_len, .chunk_is_source = chunk_is_source,
+		.timeout_ms = kind == LUAPOOL_JOB_EXEC ? request_timeout_ms(r) : 0,
 	};
 	struct luapool_error err;
 	atomic_fetch_add(&r->refs, 1);

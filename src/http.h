@@ -17,6 +17,7 @@ struct http_options {
 	unsigned port;			/* 0: any free port */
 	size_t max_body_bytes;
 	unsigned max_timeout_ms;
+	unsigned default_timeout_ms;
 	unsigned max_connections;
 	unsigned connection_timeout_s;
 	unsigned threads;		/* 0: one event loop in the caller's thread, which

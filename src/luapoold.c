@@ -160,6 +160,7 @@ start_http(struct daemon *d, char *err, size_t errlen)
 		.host = host, .port = port,
 		.max_body_bytes = d->cfg.max_body_bytes,
 		.max_timeout_ms = d->cfg.max_timeout_ms,
+		.default_timeout_ms = d->cfg.default_timeout_ms,
 		.max_connections = d->cfg.max_connections,
 		.connection_timeout_s = d->cfg.connection_timeout_s,
 		.threads = d->cfg.http_threads,

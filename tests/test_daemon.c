@@ -1121,6 +1121,36 @@ START_TEST(overload_should_answer_503_with_retry_after)
 }
 END_TEST
 
+/* A job waiting behind a slow one is answered at its own deadline, from
+ * the queue, not when the worker frees up. */
+START_TEST(a_queued_request_should_get_its_504_at_its_deadline)
+{
+	static const char *const options[] = { "--workers", "1", NULL };
+	start_with(options);
+	char *slow = source_request(BUSY_SOURCE("0.6"), 5000);
+	char *quick = source_request("return 1", 100);
+	int busy = send_on_new_connection("/v1/exec", slow);
+	/* Let the worker take the slow job before the quick one queues. */
+	usleep(50 * 1000);
+	int64_t start = support_now_ms();
+	int waiting = send_on_new_connection("/v1/exec", quick);
+	struct httpc_response r;
+	read_answer(waiting, &r);
+	int64_t took = support_now_ms() - start;
+	expect_problem(&r, 504, "deadline_exceeded");
+	ck_assert_msg(took < 400, "answered after %lld ms, not near its 100 ms deadline",
+	    (long long)took);
+	httpc_response_free(&r);
+	read_answer(busy, &r);
+	expect_json(&r, 200, DONE_RESULT);
+	httpc_response_free(&r);
+	close(waiting);
+	close(busy);
+	cJSON_free(slow);
+	cJSON_free(quick);
+}
+END_TEST
+
 START_TEST(drain_should_answer_503_shutting_down_and_finish_the_running_job)
 {
 	static const char *const options[] = { "--workers", "2", NULL };
@@ -1496,6 +1526,7 @@ daemon_suite(void)
 	tcase_add_test(own, limits_should_answer_413_and_422);
 	tcase_add_test(own, auth_should_require_the_bearer_token);
 	tcase_add_test(own, overload_should_answer_503_with_retry_after);
+	tcase_add_test(own, a_queued_request_should_get_its_504_at_its_deadline);
 	tcase_add_test(own, drain_should_answer_503_shutting_down_and_finish_the_running_job);
 	tcase_add_test(own, sigterm_should_finish_in_flight_jobs_and_exit_0);
 	tcase_add_test(own, stored_scripts_should_survive_a_restart);
