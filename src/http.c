@@ -429,8 +429,8 @@ handle_healthz(struct request *r)
 	}
 	unsigned live = luapool_active_workers(r->http->pool);
 	if (live == 0) {
-		prepare_problem(r, "internal_error", "no worker is running", NULL);
-		r->status = 503;
+		prepare_problem(r, "overloaded", "no worker is running; the pool is starting them",
+		    NULL);
 		return;
 	}
 	buffer_printf(&b, "{\"status\":\"ok\",\"workers\":%u}", live);

@@ -423,8 +423,10 @@ submit_chunk(struct luapool *pool, const void *chunk, size_t len, int is_source,
 	cJSON_free(request);
 	if (rc == -1)
 		return NULL;
-	if (err)
-		err->status = LUAPOOL_OK, err->message[0] = '\0';
+	if (err) {
+		err->status = LUAPOOL_OK;
+		err->message[0] = '\0';
+	}
 	return w.result;
 }
 
