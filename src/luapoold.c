@@ -268,6 +268,16 @@ reload(struct daemon *d, int argc, char **argv)
 	warn_if_changed(o->allow_bytecode != fresh.allow_bytecode, "allow_bytecode");
 	warn_if_changed(strings_differ(o->scripts_dir, fresh.scripts_dir), "scripts_dir");
 	warn_if_changed(strings_differ(o->tls_cert_file, fresh.tls_cert_file), "tls_cert_file");
+	warn_if_changed(strings_differ(o->tls_key_file, fresh.tls_key_file), "tls_key_file");
+	warn_if_changed(strings_differ(o->worker_path, fresh.worker_path), "worker_path");
+	warn_if_changed(o->max_json_depth != fresh.max_json_depth, "max_json_depth");
+	warn_if_changed(o->connection_timeout_s != fresh.connection_timeout_s,
+	    "connection_timeout_s");
+	warn_if_changed(o->max_scripts != fresh.max_scripts, "max_scripts");
+	warn_if_changed(o->max_jobs_per_worker != fresh.max_jobs_per_worker,
+	    "max_jobs_per_worker");
+	warn_if_changed(o->cache_entries != fresh.cache_entries, "cache_entries");
+	warn_if_changed(o->http_threads != fresh.http_threads, "http_threads");
 	if (d->cfg.scripts_dir)
 		scripts_load_dir(d->scripts, validate_script, d);
 	/* Keep what needs a restart as it runs; take the rest. */
