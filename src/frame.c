@@ -19,25 +19,6 @@ frame_now_ns(void)
 }
 
 int
-frame_read_all(int fd, void *buf, size_t len)
-{
-	char *p = buf;
-	while (len > 0) {
-		ssize_t n = read(fd, p, len);
-		if (n > 0) {
-			p += n;
-			len -= (size_t)n;
-		} else if (n == 0) {
-			errno = 0;
-			return -1;
-		} else if (errno != EINTR) {
-			return -1;
-		}
-	}
-	return 0;
-}
-
-int
 frame_write_all(int fd, const void *buf, size_t len)
 {
 	const char *p = buf;

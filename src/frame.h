@@ -48,9 +48,7 @@ struct frame_header {
 /* CLOCK_MONOTONIC in nanoseconds. */
 int64_t frame_now_ns(void);
 
-/* Blocking I/O for the worker side: all of it or -1 (errno set; 0 bytes
- * read at a frame boundary gives -1 with errno 0). */
-int frame_read_all(int fd, void *buf, size_t len);
+/* Blocking write for the worker side: all of it or -1 (errno set). */
 int frame_write_all(int fd, const void *buf, size_t len);
 /* Writes header + payload with one writev when it fits the socket. */
 int frame_send(int fd, struct frame_header *h, const void *payload, size_t len);

@@ -262,12 +262,6 @@ vm_free(struct vm *vm)
 	free(vm);
 }
 
-size_t
-vm_memory_used(const struct vm *vm)
-{
-	return vm->used;
-}
-
 const char *
 vm_version(void)
 {

@@ -81,7 +81,6 @@ int vm_run(struct vm *vm, const struct vm_job *job, struct vm_outcome *outcome);
 int vm_compile(struct vm *vm, const char *source, size_t len, const char *name,
     struct vm_outcome *outcome);
 
-size_t vm_memory_used(const struct vm *vm);
 /* "LuaJIT 2.1.0-beta3" */
 const char *vm_version(void);
 
