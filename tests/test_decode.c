@@ -24,6 +24,7 @@
 
 #include "buffer.h"
 #include "json.h"
+#include "jsongen.h"
 #include "vm_json.h"
 
 #define MAX_DEPTH		256
@@ -419,240 +420,6 @@ compare_paths(lua_State *L, const char *text, size_t len, struct tally *t)
 	lua_settop(L, top);
 }
 
-/* Random documents ------------------------------------------------------- */
-
-/* A seeded xorshift generator writing JSON text with every kind of value,
- * escape, character and number shape, in random layouts. */
-struct generator {
-	uint64_t state;
-	struct buffer *out;
-};
-
-static uint32_t
-generator_next(struct generator *g)
-{
-	g->state ^= g->state << 13;
-	g->state ^= g->state >> 7;
-	g->state ^= g->state << 17;
-	return (uint32_t)(g->state >> 32);
-}
-
-static unsigned
-generator_below(struct generator *g, unsigned n)
-{
-	return generator_next(g) % n;
-}
-
-static void
-generate_space(struct generator *g)
-{
-	static const char *const spaces[] = { "", "", "", "", " ", "\n", "\t ", "\r\n  " };
-
-	buffer_append_string(g->out, spaces[generator_below(g, COUNT(spaces))]);
-}
-
-/* Keys never get \u0000: the tree path would cut them, and two keys cut
- * alike would make the tables incomparable. */
-static void
-generate_string_body(struct generator *g, int key)
-{
-	static const char *const pieces[] = {
-		"a", "Z", "key", " ", "0", "\\\"", "\\\\", "\\/", "\\b", "\\f", "\\n",
-		"\\r", "\\t", "\\u0001", "\\u001f", "\\u00e9", "\\u00E9", "\\u20AC",
-		"\\ud834\\udd1e", "\\uD83D\\uDE00", "\\udbff\\udfff", "\\u0000", "\\uffff",
-		"\xc3\xa9", "\xe2\x9c\x93", "\xf0\x9d\x84\x9e", "\xe6\x97\xa5\xe6\x9c\xac",
-		"\xf4\x8f\xbf\xbf", "\xef\xbf\xbf", "\xc2\x80", "\x7f", "[", "]", "{", "}",
-		":", ",", "a longer run of plain ASCII text, ", "0123456789abcdef",
-	};
-	unsigned count = generator_below(g, 9);
-
-	for (unsigned i = 0; i < count; i++) {
-		const char *piece = pieces[generator_below(g, COUNT(pieces))];
-		buffer_append_string(g->out, key && strcmp(piece, "\\u0000") == 0 ?
-		    "\\u0030" : piece);
-	}
-}
-
-static void
-generate_digits(struct generator *g, unsigned count, int first_nonzero)
-{
-	for (unsigned i = 0; i < count; i++) {
-		unsigned digit = first_nonzero && i == 0 ? 1 + generator_below(g, 9) :
-		    generator_below(g, 10);
-		buffer_append_char(g->out, (char)('0' + digit));
-	}
-}
-
-static void
-generate_number(struct generator *g)
-{
-	static const char *const specials[] = {
-		"0", "-0", "0.0", "-0.0", "0e0", "9007199254740991", "-9007199254740991",
-		"9007199254740992", "9007199254740993", "18446744073709551615",
-		"18446744073709551616", "1.7976931348623157e308", "4.9e-324", "5e-324",
-		"2.2250738585072014e-308", "2.2250738585072011e-308", "1e-400", "0.1",
-		"0.30000000000000004", "1e22", "1e23", "123456789012345678e-5",
-		"100000000000000000000000", "0.000000000000000000000000001", "1E+2",
-		"1e-0", "-1.5E-7", "3.14159265358979323846264338327950288",
-		"1234567890123456789012345678901234567890123456789012345678901234567890",
-	};
-
-	if (generator_below(g, 8) == 0) {
-		buffer_append_string(g->out, specials[generator_below(g, COUNT(specials))]);
-		return;
-	}
-	if (generator_below(g, 3) == 0)
-		buffer_append_char(g->out, '-');
-	if (generator_below(g, 6) == 0)
-		buffer_append_char(g->out, '0');
-	else
-		generate_digits(g, 1 + generator_below(g, 20), 1);
-	if (generator_below(g, 2)) {
-		/* Now and then longer than the 64 bytes copied on the C stack. */
-		buffer_append_char(g->out, '.');
-		generate_digits(g, 1 + generator_below(g, generator_below(g, 10) ? 20 : 90), 0);
-	}
-	if (generator_below(g, 3) == 0) {
-		static const char *const marks[] = { "e", "E", "e+", "e-", "E-", "E+" };
-		buffer_append_string(g->out, marks[generator_below(g, COUNT(marks))]);
-		/* At most 20 + 280 digits: no overflow. */
-		buffer_printf(g->out, "%u", generator_below(g, 2) ? generator_below(g, 30) :
-		    generator_below(g, 281));
-	}
-}
-
-static void generate_value(struct generator *g, unsigned depth);
-
-static void
-generate_container(struct generator *g, unsigned depth, int object)
-{
-	unsigned count = generator_below(g, 7);
-
-	buffer_append_char(g->out, object ? '{' : '[');
-	generate_space(g);
-	for (unsigned i = 0; i < count; i++) {
-		if (i > 0) {
-			buffer_append_char(g->out, ',');
-			generate_space(g);
-		}
-		if (object) {
-			/* Now and then a key again: the last one must win. */
-			if (generator_below(g, 6) == 0) {
-				buffer_append_string(g->out, "\"again\":");
-			} else {
-				buffer_printf(g->out, "\"k%u", i);
-				generate_string_body(g, 1);
-				buffer_append_string(g->out, "\":");
-			}
-			generate_space(g);
-		}
-		generate_value(g, depth + 1);
-		generate_space(g);
-	}
-	buffer_append_char(g->out, object ? '}' : ']');
-}
-
-static void
-generate_value(struct generator *g, unsigned depth)
-{
-	unsigned kind = generator_below(g, depth < 7 ? 9 : 7);
-
-	switch (kind) {
-	case 0:
-		buffer_append_string(g->out, "null");
-		break;
-	case 1:
-		buffer_append_string(g->out, generator_below(g, 2) ? "true" : "false");
-		break;
-	case 2:
-	case 3:
-		generate_number(g);
-		break;
-	case 4:
-	case 5:
-	case 6:
-		buffer_append_char(g->out, '"');
-		generate_string_body(g, 0);
-		buffer_append_char(g->out, '"');
-		break;
-	default:
-		generate_container(g, depth, kind == 7);
-		break;
-	}
-}
-
-/* A document: usually a container, sometimes a scalar, sometimes wrapped
- * in enough containers to pass DIFFERENTIAL_DEPTH. */
-static void
-generate_document(struct generator *g)
-{
-	unsigned wrap = generator_below(g, 10) == 0 ? 6 + generator_below(g, 10) : 0;
-
-	buffer_reset(g->out);
-	generate_space(g);
-	for (unsigned i = 0; i < wrap; i++)
-		buffer_append_string(g->out, i % 2 ? "{\"w\":" : "[");
-	if (generator_below(g, 8) == 0)
-		generate_value(g, 7);
-	else
-		generate_container(g, 0, generator_below(g, 2));
-	for (unsigned i = wrap; i > 0; i--)
-		buffer_append_string(g->out, (i - 1) % 2 ? "}" : "]");
-	generate_space(g);
-}
-
-/* Bytes a mutation writes: the ones the grammar turns on, and some it
- * must refuse. */
-static const char mutation_bytes[] = "\"\\/[]{},:-+.0123456789eEtfnulrsabu \t\n\r\x00\x01\x1f"
-    "\x7f\x80\xbf\xc0\xc3\xe2\xed\xf0\xf4\xf5\xff";
-
-static char
-mutation_byte(struct generator *g)
-{
-	if (generator_below(g, 4) == 0)
-		return (char)generator_below(g, 256);
-	return mutation_bytes[generator_below(g, sizeof(mutation_bytes) - 1)];
-}
-
-/* Changes the text of `in` in one to three random places into `out`. */
-static void
-mutate(struct generator *g, const struct buffer *in, struct buffer *out)
-{
-	unsigned changes = 1 + generator_below(g, 3);
-
-	buffer_reset(out);
-	buffer_append(out, in->data, in->len);
-	for (unsigned i = 0; i < changes && out->len > 0; i++) {
-		size_t at = generator_below(g, (unsigned)out->len);
-		switch (generator_below(g, 5)) {
-		case 0:		/* replace a byte */
-			out->data[at] = mutation_byte(g);
-			break;
-		case 1:		/* insert a byte */
-			buffer_append_char(out, 0);
-			memmove(out->data + at + 1, out->data + at, out->len - at - 1);
-			out->data[at] = mutation_byte(g);
-			break;
-		case 2:		/* delete a byte */
-			memmove(out->data + at, out->data + at + 1, out->len - at - 1);
-			out->len--;
-			break;
-		case 3:		/* cut the end */
-			out->len = at;
-			break;
-		default: {	/* repeat a piece */
-			size_t n = 1 + generator_below(g, 8);
-			if (n > out->len - at)
-				n = out->len - at;
-			char piece[8];
-			memcpy(piece, out->data + at, n);
-			buffer_append(out, piece, n);
-			break;
-		}
-		}
-	}
-}
-
 static void
 print_tally(const char *what, const struct tally *t)
 {
@@ -666,7 +433,7 @@ print_tally(const char *what, const struct tally *t)
 
 START_TEST(decoder_should_match_the_tree_path_on_random_documents)
 {
-	struct generator g = { 0x2545f4914f6cdd1dULL, NULL };
+	struct jsongen g = { 0x2545f4914f6cdd1dULL, NULL };
 	struct buffer doc;
 	struct tally t;
 	lua_State *L = new_state();
@@ -675,7 +442,7 @@ START_TEST(decoder_should_match_the_tree_path_on_random_documents)
 	buffer_init(&doc, 0);
 	g.out = &doc;
 	for (int i = 0; i < RANDOM_DOCUMENTS; i++) {
-		generate_document(&g);
+		jsongen_document(&g);
 		compare_paths(L, doc.data, doc.len, &t);
 	}
 	print_tally("of valid documents", &t);
@@ -692,7 +459,7 @@ END_TEST
 
 START_TEST(decoder_should_match_the_tree_path_on_mutated_documents)
 {
-	struct generator g = { 0x9e3779b97f4a7c15ULL, NULL };
+	struct jsongen g = { 0x9e3779b97f4a7c15ULL, NULL };
 	struct buffer doc, mutant;
 	struct tally t;
 	lua_State *L = new_state();
@@ -702,9 +469,9 @@ START_TEST(decoder_should_match_the_tree_path_on_mutated_documents)
 	buffer_init(&mutant, 0);
 	g.out = &doc;
 	for (int i = 0; i < RANDOM_DOCUMENTS; i++) {
-		generate_document(&g);
+		jsongen_document(&g);
 		for (int m = 0; m < MUTANTS_PER_DOCUMENT; m++) {
-			mutate(&g, &doc, &mutant);
+			jsongen_mutate(&g, &doc, &mutant);
 			compare_paths(L, mutant.data, mutant.len, &t);
 		}
 	}
@@ -955,13 +722,13 @@ START_TEST(decode_should_read_numbers_as_strtod_does)
 	for (size_t i = 0; i < COUNT(texts); i++)
 		assert_number_reads_as_strtod(L, texts[i]);
 	/* And random ones, of every shape the fast path could get wrong. */
-	struct generator g = { 0x853c49e6748fea9bULL, NULL };
+	struct jsongen g = { 0x853c49e6748fea9bULL, NULL };
 	struct buffer text;
 	buffer_init(&text, 0);
 	g.out = &text;
 	for (int i = 0; i < 20000; i++) {
 		buffer_reset(&text);
-		generate_number(&g);
+		jsongen_number(&g);
 		buffer_append_char(&text, '\0');
 		char err[256];
 		double expected = strtod(text.data, NULL);
@@ -1253,7 +1020,7 @@ call_decode(lua_State *L)
 START_TEST(decode_should_survive_running_out_of_memory)
 {
 	struct buffer doc;
-	struct generator g = { 0x61c8864680b583ebULL, NULL };
+	struct jsongen g = { 0x61c8864680b583ebULL, NULL };
 	int failed = 0, succeeded = 0;
 
 	buffer_init(&doc, 0);
@@ -1261,7 +1028,7 @@ START_TEST(decode_should_survive_running_out_of_memory)
 	buffer_append_char(&doc, '[');
 	for (int i = 0; i < 60; i++) {
 		buffer_printf(&doc, "%s{\"n\":%d,\"s\":\"\\u00e9 escaped %d\\n", i ? "," : "", i, i);
-		generate_string_body(&g, 0);
+		jsongen_string_body(&g, 0);
 		buffer_append_string(&doc, "\",\"a\":[1.5,true,null,\"x\"]}");
 	}
 	buffer_append_char(&doc, ']');
