@@ -143,7 +143,8 @@ example: $(BUILD)/example_hello
 # never part of all or check.  FUZZ_SECONDS bounds fuzz-run.
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
-FUZZ_SRC     := tests/fuzz_decode.c src/vm_json_decode.c src/vm_json.c src/json.c src/buffer.c
+FUZZ_SRC     := tests/fuzz_decode.c tests/jsoncompare.c src/vm_json_decode.c src/vm_json.c \
+                src/json.c src/buffer.c
 
 fuzz: build/fuzz_decode
 

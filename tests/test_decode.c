@@ -24,6 +24,7 @@
 
 #include "buffer.h"
 #include "json.h"
+#include "jsoncompare.h"
 #include "jsongen.h"
 #include "vm_json.h"
 
@@ -139,294 +140,22 @@ assert_all_invalid(const char *const *texts, size_t count)
 
 #define COUNT(a)	(sizeof(a) / sizeof((a)[0]))
 
-/* Value comparison ------------------------------------------------------- */
-
-/* What comparing a value of the tree path (a) with one of the decoder (b)
- * came across. */
-struct comparison {
-	unsigned long nul_strings;	/* b held \u0000 where a was cut */
-	unsigned long nul_keys;		/* tables not compared: a key held NUL */
-	char why[160];
-};
-
-static int values_equal(lua_State *L, int a, int b, struct comparison *cmp);
-
-static int
-unequal(struct comparison *cmp, const char *why)
-{
-	snprintf(cmp->why, sizeof(cmp->why), "%s", why);
-	return 0;
-}
-
-/* Strings are equal when they are, or when b holds a NUL and a is what
- * comes before it: the tree path pushes a C string. */
-static int
-strings_equal(lua_State *L, int a, int b, struct comparison *cmp)
-{
-	size_t la, lb;
-	const char *sa = lua_tolstring(L, a, &la), *sb = lua_tolstring(L, b, &lb);
-	const char *nul = memchr(sb, '\0', lb);
-
-	if (la == lb && memcmp(sa, sb, la) == 0)
-		return 1;
-	if (nul != NULL && (size_t)(nul - sb) == la && memcmp(sa, sb, la) == 0) {
-		cmp->nul_strings++;
-		return 1;
-	}
-	snprintf(cmp->why, sizeof(cmp->why), "strings \"%.40s\" and \"%.40s\" (%zu, %zu bytes)",
-	    sa, sb, la, lb);
-	return 0;
-}
-
-static int
-count_keys(lua_State *L, int table, int *nul_key)
-{
-	int count = 0;
-
-	lua_pushnil(L);
-	while (lua_next(L, table) != 0) {
-		size_t len;
-		lua_pop(L, 1);
-		if (lua_type(L, -1) == LUA_TSTRING) {
-			const char *key = lua_tolstring(L, -1, &len);
-			if (memchr(key, '\0', len) != NULL)
-				*nul_key = 1;
-		}
-		count++;
-	}
-	return count;
-}
-
-static int
-tables_equal(lua_State *L, int a, int b, struct comparison *cmp)
-{
-	int nul_key = 0, count_a, count_b, equal = 1;
-
-	if (!lua_checkstack(L, 8))
-		return unequal(cmp, "Lua stack exhausted");
-	int meta_a = lua_getmetatable(L, a), meta_b = lua_getmetatable(L, b);
-	if (meta_a != meta_b || (meta_a && !lua_rawequal(L, -1, -2)))
-		equal = unequal(cmp, "one is an array, the other an object");
-	lua_pop(L, meta_a + meta_b);
-	if (!equal)
-		return 0;
-	count_b = count_keys(L, b, &nul_key);
-	if (nul_key) {
-		/* The tree path cut such keys, possibly into duplicates. */
-		cmp->nul_keys++;
-		return 1;
-	}
-	count_a = count_keys(L, a, &nul_key);
-	if (count_a != count_b)
-		return unequal(cmp, "tables of different sizes");
-	lua_pushnil(L);
-	while (equal && lua_next(L, a) != 0) {
-		int value_a = lua_gettop(L);
-		lua_pushvalue(L, -2);
-		lua_rawget(L, b);
-		equal = lua_isnil(L, -1) ? unequal(cmp, "a key is missing") :
-		    values_equal(L, value_a, value_a + 1, cmp);
-		lua_pop(L, 2);
-	}
-	if (!equal)
-		lua_pop(L, 1);
-	return equal;
-}
-
-/* Deep equality; numbers bit for bit (so -0 is not 0). */
-static int
-values_equal(lua_State *L, int a, int b, struct comparison *cmp)
-{
-	double x, y;
-
-	if (lua_type(L, a) != lua_type(L, b))
-		return unequal(cmp, "values of different types");
-	switch (lua_type(L, a)) {
-	case LUA_TNUMBER:
-		x = lua_tonumber(L, a);
-		y = lua_tonumber(L, b);
-		if (memcmp(&x, &y, sizeof(x)) == 0)
-			return 1;
-		snprintf(cmp->why, sizeof(cmp->why), "numbers %.17g and %.17g", x, y);
-		return 0;
-	case LUA_TSTRING:
-		return strings_equal(L, a, b, cmp);
-	case LUA_TTABLE:
-		return tables_equal(L, a, b, cmp);
-	case LUA_TBOOLEAN:
-		return lua_toboolean(L, a) == lua_toboolean(L, b) ? 1 :
-		    unequal(cmp, "booleans");
-	case LUA_TLIGHTUSERDATA:
-		return lua_touserdata(L, a) == lua_touserdata(L, b) ? 1 :
-		    unequal(cmp, "light userdata");
-	default:
-		return unequal(cmp, "values of an unexpected type");
-	}
-}
-
-/* The documented strictness -------------------------------------------- */
-
-/* Why the decoder may refuse a text that json_parse accepts. */
-enum strictness {
-	NOT_DOCUMENTED,
-	CONTROL_CHARACTER,	/* in a string, or as whitespace */
-	INVALID_UTF8,		/* in a string, or a byte order mark */
-	BAD_HEX_ESCAPE,		/* \u with a digit that is not hex */
-	NUMBER_FORM,		/* leading zero, empty fraction, "-." */
-	NUMBER_OUT_OF_RANGE,
-	STRICTNESS_KINDS
-};
-
-static const char *const strictness_names[STRICTNESS_KINDS] = {
-	"not documented", "control character", "invalid UTF-8", "bad \\u digit",
-	"number form", "number out of range",
-};
-
-/* The byte offset of a "line L, column C" in err, or -1. */
-static long
-error_offset(const char *text, size_t len, const char *err)
-{
-	const char *at = strstr(err, " at line ");
-	unsigned long line, column, current = 1;
-	size_t offset = 0;
-
-	if (at == NULL || sscanf(at, " at line %lu, column %lu", &line, &column) != 2)
-		return -1;
-	while (current < line && offset < len)
-		if (text[offset++] == '\n')
-			current++;
-	offset += column - 1;
-	return offset < len ? (long)offset : -1;
-}
-
-static int
-is_number_byte(char c)
-{
-	return (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' ||
-	    c == 'E';
-}
-
-/* The forms strtod reads and RFC 8259 does not, in the run of number bytes
- * around `offset`. */
-static int
-is_lenient_number(const char *text, size_t len, size_t offset)
-{
-	size_t start = offset, end = offset;
-
-	while (start > 0 && is_number_byte(text[start - 1]))
-		start--;
-	while (end < len && is_number_byte(text[end]))
-		end++;
-	if (end - start < 2)
-		return 0;
-	const char *n = text + start + (text[start] == '-');
-	if (n[0] == '0' && n + 1 < text + end && n[1] >= '0' && n[1] <= '9')
-		return 1;		/* leading zero */
-	if (n[0] == '.')
-		return 1;		/* "-.5" */
-	for (const char *c = n; c < text + end; c++)
-		if (*c == '.' && (c + 1 == text + end || !(c[1] >= '0' && c[1] <= '9')))
-			return 1;	/* "1.", "1.e5" */
-	return 0;
-}
-
-static int
-is_hex(char c)
-{
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
-static enum strictness
-classify_refusal(const char *text, size_t len, const char *err)
-{
-	long found = error_offset(text, len, err);
-
-	if (found < 0)
-		return NOT_DOCUMENTED;
-	size_t at = (size_t)found;
-	unsigned char c = (unsigned char)text[at];
-	if (strncmp(err, "JSON number out of range", 24) == 0) {
-		/* The whole number: its exponent may come late. */
-		char *copy = malloc(len - at + 1);
-		size_t n = 0;
-		if (copy == NULL)
-			return NOT_DOCUMENTED;
-		while (at + n < len && is_number_byte(text[at + n])) {
-			copy[n] = text[at + n];
-			n++;
-		}
-		copy[n] = '\0';
-		int overflows = isinf(strtod(copy, NULL));
-		free(copy);
-		return overflows ? NUMBER_OUT_OF_RANGE : NOT_DOCUMENTED;
-	}
-	if (strncmp(err, "invalid JSON", 12) != 0)
-		return NOT_DOCUMENTED;
-	if (c < 0x20)
-		return CONTROL_CHARACTER;
-	if (c >= 0x80)
-		return INVALID_UTF8;
-	if (c == '\\' && at + 5 < len && text[at + 1] == 'u' && !(is_hex(text[at + 2]) &&
-	    is_hex(text[at + 3]) && is_hex(text[at + 4]) && is_hex(text[at + 5])))
-		return BAD_HEX_ESCAPE;
-	if (is_lenient_number(text, len, at))
-		return NUMBER_FORM;
-	return NOT_DOCUMENTED;
-}
-
-/* The differential check ------------------------------------------------- */
-
-struct tally {
-	unsigned long documents, both_accepted, both_refused;
-	unsigned long stricter[STRICTNESS_KINDS];
-	struct comparison cmp;
-};
-
-/* Runs both paths on text; aborts the test on any disagreement that is
- * not documented.  Check's assertions are not used on the way: each one
- * that passes costs a write. */
+/* Both paths on text; fails the test on any disagreement not documented.
+ * No Check assertion on the way: each one that passes costs a write. */
 static void
-compare_paths(lua_State *L, const char *text, size_t len, struct tally *t)
+expect_paths_agree(lua_State *L, const char *text, size_t len, struct jsoncompare_tally *t)
 {
-	char err_tree[256] = "", err_direct[256] = "";
-	int top = lua_gettop(L);
-	cJSON *tree = json_parse(text, len, DIFFERENTIAL_DEPTH, err_tree, sizeof(err_tree));
-	int tree_ok = tree != NULL && vm_json_push(L, tree, "value", DIFFERENTIAL_DEPTH,
-	    err_tree, sizeof(err_tree)) == 0;
-	int direct_ok = vm_json_decode(L, text, len, DIFFERENTIAL_DEPTH, err_direct,
-	    sizeof(err_direct)) == 0;
-
-	cJSON_Delete(tree);
-	t->documents++;
-	if (lua_gettop(L) != top + tree_ok + direct_ok)
-		ck_abort_msg("stack %d, not %d + %d + %d", lua_gettop(L), top, tree_ok,
-		    direct_ok);
-	if (tree_ok && direct_ok) {
-		t->both_accepted++;
-		if (!values_equal(L, top + 1, top + 2, &t->cmp))
-			ck_abort_msg("values differ (%s) for %.*s", t->cmp.why, (int)len, text);
-	} else if (!tree_ok && !direct_ok) {
-		t->both_refused++;
-	} else if (direct_ok) {
-		ck_abort_msg("decoder accepts what json_parse refuses (%s): %.*s", err_tree,
-		    (int)len, text);
-	} else {
-		enum strictness why = classify_refusal(text, len, err_direct);
-		if (why == NOT_DOCUMENTED)
-			ck_abort_msg("decoder refuses (%s) what json_parse accepts: %.*s",
-			    err_direct, (int)len, text);
-		t->stricter[why]++;
-	}
-	lua_settop(L, top);
+	if (jsoncompare_paths(L, text, len, DIFFERENTIAL_DEPTH, t) == -1)
+		ck_abort_msg("%s: %.*s", t->cmp.why, (int)len, text);
 }
 
 static void
-print_tally(const char *what, const struct tally *t)
+print_tally(const char *what, const struct jsoncompare_tally *t)
 {
 	printf("differential %s: %lu documents, %lu accepted by both, %lu refused by both",
 	    what, t->documents, t->both_accepted, t->both_refused);
-	for (int i = 1; i < STRICTNESS_KINDS; i++)
-		printf(", %lu stricter (%s)", t->stricter[i], strictness_names[i]);
+	for (int i = 1; i < JSONCOMPARE_KINDS; i++)
+		printf(", %lu stricter (%s)", t->stricter[i], jsoncompare_strictness_names[i]);
 	printf("; \\u0000 kept in %lu strings, %lu tables with NUL keys not compared\n",
 	    t->cmp.nul_strings, t->cmp.nul_keys);
 }
@@ -435,7 +164,7 @@ START_TEST(decoder_should_match_the_tree_path_on_random_documents)
 {
 	struct jsongen g = { 0x2545f4914f6cdd1dULL, NULL };
 	struct buffer doc;
-	struct tally t;
+	struct jsoncompare_tally t;
 	lua_State *L = new_state();
 
 	memset(&t, 0, sizeof(t));
@@ -443,11 +172,11 @@ START_TEST(decoder_should_match_the_tree_path_on_random_documents)
 	g.out = &doc;
 	for (int i = 0; i < RANDOM_DOCUMENTS; i++) {
 		jsongen_document(&g);
-		compare_paths(L, doc.data, doc.len, &t);
+		expect_paths_agree(L, doc.data, doc.len, &t);
 	}
 	print_tally("of valid documents", &t);
 	/* Every one is valid JSON: only the depth may refuse one. */
-	for (int i = 1; i < STRICTNESS_KINDS; i++)
+	for (int i = 1; i < JSONCOMPARE_KINDS; i++)
 		ck_assert_uint_eq(t.stricter[i], 0);
 	ck_assert_uint_gt(t.both_accepted, RANDOM_DOCUMENTS * 8 / 10);
 	ck_assert_uint_gt(t.both_refused, 0);
@@ -461,7 +190,7 @@ START_TEST(decoder_should_match_the_tree_path_on_mutated_documents)
 {
 	struct jsongen g = { 0x9e3779b97f4a7c15ULL, NULL };
 	struct buffer doc, mutant;
-	struct tally t;
+	struct jsoncompare_tally t;
 	lua_State *L = new_state();
 
 	memset(&t, 0, sizeof(t));
@@ -472,15 +201,15 @@ START_TEST(decoder_should_match_the_tree_path_on_mutated_documents)
 		jsongen_document(&g);
 		for (int m = 0; m < MUTANTS_PER_DOCUMENT; m++) {
 			jsongen_mutate(&g, &doc, &mutant);
-			compare_paths(L, mutant.data, mutant.len, &t);
+			expect_paths_agree(L, mutant.data, mutant.len, &t);
 		}
 	}
 	print_tally("of mutated documents", &t);
 	ck_assert_uint_gt(t.both_accepted, 0);
 	ck_assert_uint_gt(t.both_refused, 0);
-	for (int i = 1; i < STRICTNESS_KINDS - 1; i++)
+	for (int i = 1; i < JSONCOMPARE_KINDS - 1; i++)
 		ck_assert_msg(t.stricter[i] > 0, "no mutant found the %s difference",
-		    strictness_names[i]);
+		    jsoncompare_strictness_names[i]);
 	buffer_free(&doc);
 	buffer_free(&mutant);
 	lua_close(L);
@@ -1169,13 +898,13 @@ START_TEST(decoder_speed_should_be_printed_for_a_66_kib_context)
 {
 	struct buffer doc;
 	lua_State *L = new_state();
-	struct tally t;
+	struct jsoncompare_tally t;
 
 	memset(&t, 0, sizeof(t));
 	buffer_init(&doc, 0);
 	if (load_context(&doc) == -1)
 		build_items_context(&doc, 66 * 1024);
-	compare_paths(L, doc.data, doc.len, &t);
+	expect_paths_agree(L, doc.data, doc.len, &t);
 	ck_assert_uint_eq(t.both_accepted, 1);
 	double tree = time_path(L, &doc, 0, 5, 40);
 	double direct = time_path(L, &doc, 1, 5, 40);
