@@ -43,62 +43,78 @@ MHD_LIBS    := $(shell $(PKG_CONFIG) --libs libmicrohttpd 2>/dev/null)
 CHECK_CFLAGS := $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
 CHECK_LIBS  := $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
 
-# Which source goes where.  Only vm*.c see the Lua headers, only http.c sees
-# microhttpd.h.
-LIB_SRC    := src/pool.c src/dispatcher.c src/context.c src/frame.c src/process.c \
-              src/buffer.c src/log.c src/status.c src/base64.c
-WORKER_SRC := src/worker.c src/sandbox.c src/vm.c src/vm_json.c src/vm_json_decode.c \
-              src/json.c src/base64.c src/frame.c src/buffer.c src/log.c src/status.c
-DAEMON_SRC := src/http.c src/config.c src/scripts.c src/metrics.c src/problem.c \
-              src/notify.c src/jsonscan.c
-DAEMON_MAIN := src/luapoold.c
-WORKER_MAIN := src/worker_main.c
+# Which source goes where: a wildcard per folder (docs/ARCHITECTURE.md).
+# Only src/vm/ is compiled with the Lua headers on its path and only
+# src/http/ with microhttpd's; scripts/check-layers.sh (part of check)
+# fails if any other file includes them or if includes form a cycle.
+COMMON_SRC := $(wildcard src/common/*.c)
+POOL_SRC   := $(wildcard src/pool/*.c)
+VM_SRC     := $(filter-out src/vm/worker_main.c,$(wildcard src/vm/*.c))
+HTTP_SRC   := $(wildcard src/http/*.c)
+DAEMON_SRC := $(filter-out src/daemon/luapoold.c,$(wildcard src/daemon/*.c))
+
+LIB_SRC    := $(COMMON_SRC) $(POOL_SRC)
+WORKER_SRC := $(VM_SRC) $(COMMON_SRC)
+DAEMON_ONLY_SRC := $(HTTP_SRC) $(DAEMON_SRC)
 
 obj = $(patsubst src/%.c,$(BUILD)/obj/%.o,$(1))
 
 LIB_OBJ    := $(call obj,$(LIB_SRC))
 WORKER_OBJ := $(call obj,$(sort $(WORKER_SRC)))
-DAEMON_OBJ := $(call obj,$(sort $(DAEMON_SRC)))
+DAEMON_OBJ := $(call obj,$(sort $(DAEMON_ONLY_SRC)))
 
-TESTS      := $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
+TEST_SRC   := $(wildcard tests/*/test_*.c)
+TESTS      := $(notdir $(basename $(TEST_SRC)))
 TEST_BINS  := $(addprefix $(BUILD)/,$(TESTS))
-TEST_SUPPORT := $(patsubst tests/%.c,$(BUILD)/tobj/%.o,$(filter-out tests/test_%.c tests/fuzz_%.c,$(wildcard tests/*.c)))
+TEST_SUPPORT := $(patsubst tests/%.c,$(BUILD)/tobj/%.o,$(wildcard tests/support/*.c))
 # Unit-test objects: everything but the two mains.
 ALL_OBJ    := $(sort $(LIB_OBJ) $(WORKER_OBJ) $(DAEMON_OBJ))
 
-.PHONY: FORCE all check check-unit check-integration check-asan check-tsan run deps \
+.PHONY: FORCE all check check-layers check-unit check-integration check-asan check-tsan run deps \
         install uninstall clean bench bench-engine example fuzz fuzz-run
 
 all: $(BUILD)/luapoold $(BUILD)/luapool-worker $(BUILD)/libluapool.a
 
+$(BUILD)/obj/vm/%.o: src/vm/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LUA_CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/http/%.o: src/http/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(MHD_CFLAGS) $(CJSON_CFLAGS) -c $< -o $@
+
 $(BUILD)/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(LUA_CFLAGS) $(CJSON_CFLAGS) $(MHD_CFLAGS) -c $< -o $@
+	$(CC) $(ALL_CFLAGS) $(CJSON_CFLAGS) -c $< -o $@
 
 $(BUILD)/tobj/%.o: tests/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) $(LUA_CFLAGS) $(CJSON_CFLAGS) -c $< -o $@
+	$(CC) $(ALL_CFLAGS) -Itests $(CHECK_CFLAGS) $(LUA_CFLAGS) $(CJSON_CFLAGS) -c $< -o $@
 
 # The pool looks for the worker at the install path: rebuild process.o when
 # PREFIX or LIBEXECDIR change (make install PREFIX=/usr after make).
 $(BUILD)/libexecdir.stamp: FORCE
 	@mkdir -p $(BUILD)
 	@echo '$(LIBEXECDIR)' | cmp -s - $@ 2>/dev/null || echo '$(LIBEXECDIR)' > $@
-$(BUILD)/obj/process.o: $(BUILD)/libexecdir.stamp
+$(BUILD)/obj/pool/process.o: $(BUILD)/libexecdir.stamp
 FORCE:
 
 $(BUILD)/libluapool.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/luapool-worker: $(BUILD)/obj/worker_main.o $(WORKER_OBJ)
+$(BUILD)/luapool-worker: $(BUILD)/obj/vm/worker_main.o $(WORKER_OBJ)
 	$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(LUA_LIBS) $(CJSON_LIBS) -lm
 
-$(BUILD)/luapoold: $(BUILD)/obj/luapoold.o $(DAEMON_OBJ) $(BUILD)/libluapool.a
+$(BUILD)/luapoold: $(BUILD)/obj/daemon/luapoold.o $(DAEMON_OBJ) $(BUILD)/libluapool.a
 	$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(MHD_LIBS) $(CJSON_LIBS) -lpthread -lm
 
-$(BUILD)/test_%: $(BUILD)/tobj/test_%.o $(TEST_SUPPORT) $(ALL_OBJ)
-	$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(LUA_LIBS) $(MHD_LIBS) $(CJSON_LIBS) -lpthread -lm
+# Test binaries keep flat names (build/test_pool) whatever folder they are in.
+define test_link
+$(BUILD)/$(1): $(BUILD)/tobj/$(2).o $(TEST_SUPPORT) $(ALL_OBJ)
+	$$(CC) $$(LDFLAGS_SAN) $$(LDFLAGS) -o $$@ $$^ $$(CHECK_LIBS) $$(LUA_LIBS) $$(MHD_LIBS) $$(CJSON_LIBS) -lpthread -lm
+endef
+$(foreach t,$(TEST_SRC),$(eval $(call test_link,$(notdir $(basename $(t))),$(patsubst tests/%.c,%,$(t)))))
 
 $(BUILD)/bench_engine: scripts/bench_engine.c $(ALL_OBJ)
 	$(CC) $(ALL_CFLAGS) $(LUA_CFLAGS) $(CJSON_CFLAGS) $(LDFLAGS_SAN) -o $@ $^ $(LUA_LIBS) $(MHD_LIBS) $(CJSON_LIBS) -lpthread -lm
@@ -115,7 +131,10 @@ check: deps
 	$(MAKE) check-asan
 	$(MAKE) check-tsan
 
-check-unit: all $(TEST_BINS) $(BUILD)/example_hello
+check-layers:
+	@scripts/check-layers.sh
+
+check-unit: check-layers all $(TEST_BINS) $(BUILD)/example_hello
 	@scripts/run-tests.sh $(BUILD) $(TESTS)
 
 check-asan:
@@ -143,15 +162,15 @@ example: $(BUILD)/example_hello
 # never part of all or check.  FUZZ_SECONDS bounds fuzz-run.
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
-FUZZ_SRC     := tests/fuzz_decode.c tests/jsoncompare.c src/vm_json_decode.c src/vm_json.c \
-                src/json.c src/buffer.c
+FUZZ_SRC     := tests/vm/fuzz_decode.c tests/support/jsoncompare.c src/vm/vm_json_decode.c \
+                src/vm/vm_json.c tests/support/json.c src/common/buffer.c
 
 fuzz: build/fuzz_decode
 
-build/fuzz_decode: $(FUZZ_SRC) src/vm_json.h src/json.h src/buffer.h
+build/fuzz_decode: $(FUZZ_SRC) src/vm/vm_json.h tests/support/json.h src/common/buffer.h
 	@mkdir -p build/fuzz-corpus
 	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE $(WARN) -O1 -g -fsanitize=fuzzer,address,undefined \
-	  -fno-sanitize-recover=all -Iinclude -Isrc $(LUA_CFLAGS) $(CJSON_CFLAGS) \
+	  -fno-sanitize-recover=all -Iinclude -Isrc -Itests $(LUA_CFLAGS) $(CJSON_CFLAGS) \
 	  -o $@ $(FUZZ_SRC) $(LUA_LIBS) $(CJSON_LIBS) -lm
 
 fuzz-run: build/fuzz_decode
@@ -180,4 +199,4 @@ uninstall:
 clean:
 	rm -rf build build-*
 
--include $(wildcard $(BUILD)/obj/*.d $(BUILD)/tobj/*.d)
+-include $(wildcard $(BUILD)/obj/*/*.d $(BUILD)/tobj/*/*.d)

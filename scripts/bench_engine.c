@@ -11,10 +11,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "base64.h"
-#include "buffer.h"
+#include "common/base64.h"
+#include "common/buffer.h"
 #include "luapool.h"
-#include "vm.h"
+#include "vm/vm.h"
 
 struct workload {
 	const char *name;

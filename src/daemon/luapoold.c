@@ -1,0 +1,397 @@
+/*
+ * luapoold.c - the daemon: configuration, the pool, the script store and
+ * the HTTP front end, systemd notifications, and the signal-driven
+ * lifecycle (SIGHUP reload, SIGTERM/SIGINT drain and exit 0).
+ *
+ * Signals are blocked in every thread and read from a signalfd by the
+ * event loop, so no work ever happens in a signal handler of the
+ * supervisor.  With http_threads = 0 (the default) the main thread is the
+ * event loop: libmicrohttpd and the pool's dispatcher run in it.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "common/buffer.h"
+#include "daemon/config.h"
+#include "common/frame.h"
+#include "http/http.h"
+#include "common/log.h"
+#include "luapool.h"
+#include "daemon/notify.h"
+#include "daemon/scripts.h"
+
+#define DRAIN_EXTRA_MS 2000
+
+struct daemon {
+	struct config cfg;
+	struct luapool *pool;
+	struct scripts *scripts;
+	struct http *http;
+	char *token;
+	char *tls_cert, *tls_key;
+	char info_json[256];
+};
+
+static char *
+read_small_file(const char *path, const char *what)
+{
+	FILE *f = fopen(path, "rb");
+	if (f == NULL) {
+		log_error("cannot read %s %s: %s", what, path, strerror(errno));
+		return NULL;
+	}
+	struct buffer b;
+	buffer_init(&b, 1 << 20);
+	char chunk[4096];
+	size_t n;
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+		if (buffer_append(&b, chunk, n) == -1) {
+			log_error("%s %s is too large", what, path);
+			fclose(f);
+			buffer_free(&b);
+			return NULL;
+		}
+	}
+	fclose(f);
+	return buffer_steal(&b, NULL);
+}
+
+/* The token is the file's first line, without surrounding blanks. */
+static char *
+read_token(const char *path)
+{
+	char *text = read_small_file(path, "auth token file");
+	if (text == NULL)
+		return NULL;
+	char *start = text + strspn(text, " \t\r\n");
+	size_t len = strcspn(start, "\r\n");
+	while (len && (start[len - 1] == ' ' || start[len - 1] == '\t'))
+		len--;
+	memmove(text, start, len);
+	text[len] = '\0';
+	if (len == 0) {
+		log_error("auth token file %s is empty", path);
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+static void
+raise_file_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static void
+pool_options_from_config(const struct config *cfg, struct luapool_options *o)
+{
+	luapool_options_init(o);
+	o->workers = cfg->workers;
+	o->queue_depth = cfg->queue_depth;
+	o->default_timeout_ms = cfg->default_timeout_ms;
+	o->max_timeout_ms = cfg->max_timeout_ms;
+	o->memory_limit_mb = cfg->memory_limit_mb;
+	o->max_result_bytes = cfg->max_result_bytes;
+	o->max_jobs_per_worker = cfg->max_jobs_per_worker;
+	o->cache_entries = cfg->cache_entries;
+	o->max_json_depth = cfg->max_json_depth;
+	o->allow_bytecode = cfg->allow_bytecode;
+	o->worker_path = cfg->worker_path;
+	/* With the HTTP event loop, its thread runs the dispatcher too. */
+	o->external_dispatch = cfg->http_threads == 0;
+}
+
+/* Stored source must compile; checked in a worker when the store loads. */
+static int
+validate_script(void *arg, const char *name, int is_source, const char *chunk, size_t len,
+    char *err, size_t errlen)
+{
+	struct daemon *d = arg;
+	if (!is_source)
+		return len >= 4 && memcmp(chunk, "\033LJ", 3) == 0 ? 0 :
+		    (snprintf(err, errlen, "not LuaJIT bytecode"), -1);
+	struct luapool_error e;
+	size_t bc_len;
+	void *bc = luapool_compile(d->pool, chunk, len, name, &bc_len, &e);
+	if (bc == NULL) {
+		snprintf(err, errlen, "%s", e.message);
+		return -1;
+	}
+	free(bc);
+	return 0;
+}
+
+/* /v1/info learns the workers' bytecode format from a real compile. */
+static void
+describe_bytecode(struct daemon *d)
+{
+	struct luapool_error e;
+	size_t len = 0;
+	unsigned char *bc = luapool_compile(d->pool, "return", 6, "probe", &len, &e);
+	if (bc != NULL && len >= 5)
+		snprintf(d->info_json, sizeof(d->info_json), "{\"bytecode_version\":%u,"
+		    "\"bytecode_flags\":%u,\"gc64\":%s}", bc[3], bc[4], bc[4] & 0x08 ? "true" : "false");
+	else
+		snprintf(d->info_json, sizeof(d->info_json), "{}");
+	free(bc);
+}
+
+static int
+start_http(struct daemon *d, char *err, size_t errlen)
+{
+	char host[256];
+	unsigned port;
+	if (config_parse_listen(d->cfg.listen, host, sizeof(host), &port, err, errlen) == -1)
+		return -1;
+	struct http_options o = {
+		.host = host, .port = port,
+		.max_body_bytes = d->cfg.max_body_bytes,
+		.max_timeout_ms = d->cfg.max_timeout_ms,
+		.default_timeout_ms = d->cfg.default_timeout_ms,
+		.max_connections = d->cfg.max_connections,
+		.connection_timeout_s = d->cfg.connection_timeout_s,
+		.threads = d->cfg.http_threads,
+		.auth_token = d->token,
+		.metrics_auth = d->cfg.metrics_auth,
+		.access_log = d->cfg.access_log,
+		.allow_bytecode = d->cfg.allow_bytecode,
+		.tls_cert_pem = d->tls_cert, .tls_key_pem = d->tls_key,
+		.info_json = d->info_json,
+	};
+	d->http = http_start(&o, d->pool, d->scripts, err, errlen);
+	if (d->http == NULL)
+		return -1;
+	char status[320];
+	snprintf(status, sizeof(status), "READY=1\nSTATUS=serving on %s:%u with %u workers",
+	    *host ? host : "*", http_port(d->http), luapool_active_workers(d->pool));
+	log_info("listening on %s%s%s:%u (%s), %u workers", strchr(host, ':') ? "[" : "",
+	    *host ? host : "*", strchr(host, ':') ? "]" : "", http_port(d->http),
+	    d->tls_cert ? "https" : "http", luapool_active_workers(d->pool));
+	notify_send(status);
+	return 0;
+}
+
+static int
+start(struct daemon *d)
+{
+	char err[512] = "";
+	struct luapool_options po;
+	struct luapool_error pe;
+	if (d->cfg.auth_token_file && (d->token = read_token(d->cfg.auth_token_file)) == NULL)
+		return -1;
+	if (d->cfg.tls_cert_file) {
+		d->tls_cert = read_small_file(d->cfg.tls_cert_file, "TLS certificate");
+		d->tls_key = read_small_file(d->cfg.tls_key_file, "TLS key");
+		if (d->tls_cert == NULL || d->tls_key == NULL)
+			return -1;
+	}
+	pool_options_from_config(&d->cfg, &po);
+	d->pool = luapool_new_with(&po, &pe);
+	if (d->pool == NULL) {
+		log_error("cannot start the worker pool: %s", pe.message);
+		return -1;
+	}
+	describe_bytecode(d);
+	d->scripts = scripts_new(d->cfg.scripts_dir, d->cfg.max_scripts);
+	if (d->scripts == NULL)
+		return -1;
+	if (d->cfg.scripts_dir && scripts_load_dir(d->scripts, validate_script, d) == -1)
+		log_warn("cannot read scripts_dir %s; starting with no scripts", d->cfg.scripts_dir);
+	if (start_http(d, err, sizeof(err)) == -1) {
+		log_error("%s", err);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+warn_if_changed(int changed, const char *key)
+{
+	if (changed)
+		log_warn("reload: %s changed; that takes a restart", key);
+}
+
+static int
+strings_differ(const char *a, const char *b)
+{
+	return (a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0);
+}
+
+static void
+reload(struct daemon *d, int argc, char **argv)
+{
+	struct config fresh;
+	char err[512] = "";
+	config_init(&fresh);
+	/* config_from_args prints its own errors (file:line) on stderr. */
+	if (config_from_args(&fresh, argc, argv) != 0 ||
+	    config_validate(&fresh, err, sizeof(err)) == -1) {
+		log_error("configuration rejected%s%s; keeping the running one",
+		    err[0] ? ": " : "", err);
+		config_free(&fresh);
+		return;
+	}
+	char *token = NULL;
+	if (fresh.auth_token_file && (token = read_token(fresh.auth_token_file)) == NULL) {
+		log_error("reload: keeping the running configuration");
+		config_free(&fresh);
+		return;
+	}
+	enum log_level level;
+	if (log_parse_level(fresh.log_level, &level) == 0)
+		log_set_level(level);
+	http_reload(d->http, fresh.max_body_bytes, fresh.access_log, token, fresh.metrics_auth);
+	free(d->token);
+	d->token = token;
+	const struct config *o = &d->cfg;
+	warn_if_changed(strings_differ(o->listen, fresh.listen), "listen");
+	warn_if_changed(o->workers != fresh.workers, "workers");
+	warn_if_changed(o->queue_depth != fresh.queue_depth, "queue_depth");
+	warn_if_changed(o->default_timeout_ms != fresh.default_timeout_ms, "default_timeout_ms");
+	warn_if_changed(o->max_timeout_ms != fresh.max_timeout_ms, "max_timeout_ms");
+	warn_if_changed(o->memory_limit_mb != fresh.memory_limit_mb, "memory_limit_mb");
+	warn_if_changed(o->max_result_bytes != fresh.max_result_bytes, "max_result_bytes");
+	warn_if_changed(o->max_connections != fresh.max_connections, "max_connections");
+	warn_if_changed(o->allow_bytecode != fresh.allow_bytecode, "allow_bytecode");
+	warn_if_changed(strings_differ(o->scripts_dir, fresh.scripts_dir), "scripts_dir");
+	warn_if_changed(strings_differ(o->tls_cert_file, fresh.tls_cert_file), "tls_cert_file");
+	warn_if_changed(strings_differ(o->tls_key_file, fresh.tls_key_file), "tls_key_file");
+	warn_if_changed(strings_differ(o->worker_path, fresh.worker_path), "worker_path");
+	warn_if_changed(o->max_json_depth != fresh.max_json_depth, "max_json_depth");
+	warn_if_changed(o->connection_timeout_s != fresh.connection_timeout_s,
+	    "connection_timeout_s");
+	warn_if_changed(o->max_scripts != fresh.max_scripts, "max_scripts");
+	warn_if_changed(o->max_jobs_per_worker != fresh.max_jobs_per_worker,
+	    "max_jobs_per_worker");
+	warn_if_changed(o->cache_entries != fresh.cache_entries, "cache_entries");
+	warn_if_changed(o->http_threads != fresh.http_threads, "http_threads");
+	if (d->cfg.scripts_dir)
+		scripts_load_dir(d->scripts, validate_script, d);
+	/* Keep what needs a restart as it runs; take the rest. */
+	d->cfg.max_body_bytes = fresh.max_body_bytes;
+	d->cfg.access_log = fresh.access_log;
+	d->cfg.metrics_auth = fresh.metrics_auth;
+	config_free(&fresh);
+	log_info("reloaded: log level, body limit, access log, auth token%s",
+	    d->cfg.scripts_dir ? ", scripts" : "");
+}
+
+/* SIGTERM: no new connections, in-flight jobs finish (bounded by their
+ * deadlines), then workers stop. */
+static void
+drain_and_stop(struct daemon *d, int signal_fd)
+{
+	notify_send("STOPPING=1\nSTATUS=draining");
+	log_info("draining: %u requests in flight", http_in_flight(d->http));
+	http_begin_drain(d->http);
+	int64_t bound = frame_now_ns() + ((int64_t)d->cfg.max_timeout_ms + DRAIN_EXTRA_MS) * 1000000;
+	while (luapool_drain(d->pool) > 0 && frame_now_ns() < bound)
+		http_serve_once(d->http, signal_fd, 2);
+	/* Answers are queued; let them be written out. */
+	int64_t flush = frame_now_ns() + (int64_t)DRAIN_EXTRA_MS * 1000000;
+	while (http_in_flight(d->http) > 0 && frame_now_ns() < flush)
+		http_serve_once(d->http, signal_fd, 2);
+	http_stop(d->http);
+	d->http = NULL;
+	if (luapool_shutdown(d->pool) != 0)
+		log_warn("a worker had to be killed at shutdown");
+	luapool_free(d->pool);
+	d->pool = NULL;
+	log_info("stopped");
+}
+
+static void
+release(struct daemon *d)
+{
+	http_stop(d->http);
+	luapool_free(d->pool);
+	scripts_free(d->scripts);
+	free(d->token);
+	free(d->tls_cert);
+	free(d->tls_key);
+	config_free(&d->cfg);
+}
+
+static int
+check_config(struct daemon *d)
+{
+	char err[512];
+	if (config_validate(&d->cfg, err, sizeof(err)) == -1) {
+		fprintf(stderr, "%s: %s\n", d->cfg.config_file ? d->cfg.config_file : "luapoold", err);
+		return -1;
+	}
+	enum log_level level;
+	if (log_parse_level(d->cfg.log_level, &level) == 0)
+		log_set_level(level);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct daemon d;
+	memset(&d, 0, sizeof(d));
+	config_init(&d.cfg);
+	int rc = config_from_args(&d.cfg, argc, argv);
+	if (rc != 0) {
+		config_free(&d.cfg);
+		return rc > 0 ? 0 : 2;
+	}
+	if (check_config(&d) == -1) {
+		config_free(&d.cfg);
+		return 2;
+	}
+	if (d.cfg.check_only) {
+		printf("%s: configuration OK\n", d.cfg.config_file ? d.cfg.config_file : "defaults");
+		config_free(&d.cfg);
+		return 0;
+	}
+	sigset_t signals;
+	sigemptyset(&signals);
+	sigaddset(&signals, SIGTERM);
+	sigaddset(&signals, SIGINT);
+	sigaddset(&signals, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &signals, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	raise_file_limit();
+	if (start(&d) == -1) {
+		release(&d);
+		return 1;
+	}
+	int signal_fd = signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (signal_fd == -1) {
+		log_error("signalfd: %s", strerror(errno));
+		release(&d);
+		return 1;
+	}
+	for (;;) {
+		int sig = http_serve_once(d.http, signal_fd, -1);
+		if (sig == 0)
+			continue;
+		if (sig == SIGHUP) {
+			notify_send("RELOADING=1");
+			reload(&d, argc, argv);
+			notify_send("READY=1");
+			continue;
+		}
+		log_info("%s received", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+		break;
+	}
+	drain_and_stop(&d, signal_fd);
+	close(signal_fd);
+	release(&d);
+	return 0;
+}

@@ -1,0 +1,56 @@
+/*
+ * http.h - the HTTP front end of luapoold: libmicrohttpd, routing, auth,
+ * limits and responses for API v1 (DESIGN §4).  The only unit that
+ * includes microhttpd.h.  No HTTP thread ever waits for a job: the
+ * connection is suspended and resumed from the pool's completion callback.
+ */
+#ifndef HTTP_H
+#define HTTP_H
+
+#include <stddef.h>
+
+#include "luapool.h"
+#include "daemon/scripts.h"
+
+struct http_options {
+	const char *host;		/* "" or NULL: all interfaces */
+	unsigned port;			/* 0: any free port */
+	size_t max_body_bytes;
+	unsigned max_timeout_ms;
+	unsigned default_timeout_ms;
+	unsigned max_connections;
+	unsigned connection_timeout_s;
+	unsigned threads;		/* 0: one event loop in the caller's thread, which
+					 * must own the pool (external_dispatch); N: N
+					 * libmicrohttpd threads */
+	const char *auth_token;		/* NULL: no auth */
+	int metrics_auth;
+	int access_log;
+	int allow_bytecode;
+	const char *tls_cert_pem, *tls_key_pem;	/* both or neither */
+	const char *info_json;		/* extra fields for /v1/info, an object */
+};
+
+struct http;
+
+/* Starts serving.  NULL with err filled on failure. */
+struct http *http_start(const struct http_options *opts, struct luapool *pool,
+    struct scripts *scripts, char *err, size_t errlen);
+/* Serves for up to max_wait_ms: in event-loop mode this thread does all
+ * HTTP and dispatch work; otherwise it only waits.  Returns a signal
+ * number read from signal_fd (a signalfd), or 0. */
+int http_serve_once(struct http *http, int signal_fd, int max_wait_ms);
+/* The port actually bound. */
+unsigned http_port(const struct http *http);
+/* What SIGHUP may change while serving (strings are copied). */
+void http_reload(struct http *http, size_t max_body_bytes, int access_log,
+    const char *auth_token, int metrics_auth);
+/* Stops accepting connections; requests on open connections get 503
+ * shutting_down, /healthz answers 503. */
+void http_begin_drain(struct http *http);
+/* Requests received and not yet answered. */
+unsigned http_in_flight(const struct http *http);
+/* Closes every connection and frees; every job must be answered before. */
+void http_stop(struct http *http);
+
+#endif

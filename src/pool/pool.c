@@ -1,0 +1,563 @@
+/*
+ * pool.c - the public luapool API: creating a pool, the bounded job queue,
+ * blocking and asynchronous submit, drain, shutdown and stats.
+ *
+ * Never touches a worker process: dispatcher.c owns them.  Never parses a
+ * job's context: the JSON request goes to the worker as it came.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/base64.h"
+#include "pool/context.h"
+#include "common/log.h"
+#include "pool/pool_internal.h"
+#include "pool/process.h"
+
+static void
+set_error(struct luapool_error *err, enum luapool_status status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+set_error(struct luapool_error *err, enum luapool_status status, const char *fmt, ...)
+{
+	if (err == NULL)
+		return;
+	err->status = status;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err->message, sizeof(err->message), fmt, ap);
+	va_end(ap);
+}
+
+void
+luapool_options_init(struct luapool_options *opts)
+{
+	memset(opts, 0, sizeof(*opts));
+	opts->queue_depth = LUAPOOL_DEFAULT_QUEUE_DEPTH;
+	opts->default_timeout_ms = LUAPOOL_DEFAULT_TIMEOUT_MS;
+	opts->max_timeout_ms = LUAPOOL_DEFAULT_MAX_TIMEOUT_MS;
+	opts->memory_limit_mb = LUAPOOL_DEFAULT_MEMORY_MB;
+	opts->max_result_bytes = LUAPOOL_DEFAULT_MAX_RESULT;
+	opts->max_jobs_per_worker = LUAPOOL_DEFAULT_MAX_JOBS;
+	opts->cache_entries = LUAPOOL_DEFAULT_CACHE_ENTRIES;
+	opts->grace_ms = LUAPOOL_DEFAULT_GRACE_MS;
+	opts->max_json_depth = LUAPOOL_DEFAULT_MAX_DEPTH;
+	opts->allow_bytecode = 1;
+}
+
+static int
+options_check(const struct luapool_options *o, struct luapool_error *err)
+{
+	if (o->queue_depth == 0 || o->max_timeout_ms == 0 || o->default_timeout_ms == 0 ||
+	    o->default_timeout_ms > o->max_timeout_ms || o->memory_limit_mb < 4 ||
+	    o->max_result_bytes < 16 || o->max_json_depth == 0 || o->workers > 1024) {
+		set_error(err, LUAPOOL_E_INVALID, "invalid pool options");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+add_worker_arg(struct luapool *pool, unsigned *argc, const char *flag, unsigned long value)
+{
+	unsigned slot = *argc / 2;
+	snprintf(pool->argv_text[slot], sizeof(pool->argv_text[slot]), "%lu", value);
+	pool->worker_argv[(*argc)++] = (char *)(uintptr_t)flag;
+	pool->worker_argv[(*argc)++] = pool->argv_text[slot];
+}
+
+/* The worker learns its limits from its command line (see worker_main.c). */
+static void
+build_worker_argv(struct luapool *pool)
+{
+	const struct luapool_options *o = &pool->opts;
+	unsigned argc = 0;
+	pool->worker_argv[argc++] = pool->worker_path;
+	add_worker_arg(pool, &argc, "--memory-mb", o->memory_limit_mb);
+	add_worker_arg(pool, &argc, "--max-result", o->max_result_bytes);
+	add_worker_arg(pool, &argc, "--max-depth", o->max_json_depth);
+	add_worker_arg(pool, &argc, "--cache", o->cache_entries);
+	add_worker_arg(pool, &argc, "--grace-ms", o->grace_ms);
+	add_worker_arg(pool, &argc, "--default-timeout-ms", o->default_timeout_ms);
+	add_worker_arg(pool, &argc, "--max-timeout-ms", o->max_timeout_ms);
+	add_worker_arg(pool, &argc, "--allow-bytecode", o->allow_bytecode ? 1 : 0);
+	add_worker_arg(pool, &argc, "--ppid", (unsigned long)getpid());
+	pool->worker_argv[argc] = NULL;
+}
+
+/* Bounded wait until every worker said READY, so a new pool serves at full
+ * strength.  -1 only if none started at all. */
+static int
+wait_for_workers(struct luapool *pool)
+{
+	for (int i = 0; i < 5000; i++) {
+		if (pool->opts.external_dispatch)
+			dispatcher_run_once(pool, 0);
+		if (atomic_load(&pool->live) >= pool->opts.workers)
+			return 0;
+		pthread_mutex_lock(&pool->lock);
+		int failed = pool->startup_failed;
+		pthread_mutex_unlock(&pool->lock);
+		if (failed && atomic_load(&pool->live) == 0)
+			return -1;
+		usleep(1000);
+	}
+	return atomic_load(&pool->live) > 0 ? 0 : -1;
+}
+
+struct luapool *
+luapool_new_with(const struct luapool_options *opts, struct luapool_error *err)
+{
+	struct luapool *pool = NULL;
+	struct luapool_options defaults;
+	if (opts == NULL) {
+		luapool_options_init(&defaults);
+		opts = &defaults;
+	}
+	if (options_check(opts, err) == -1)
+		return NULL;
+	pool = calloc(1, sizeof(*pool));
+	if (pool == NULL) {
+		set_error(err, LUAPOOL_E_INVALID, "out of memory");
+		return NULL;
+	}
+	pool->opts = *opts;
+	pool->opts.worker_path = NULL;
+	if (pool->opts.workers == 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		pool->opts.workers = n > 0 ? (unsigned)n : 1;
+	}
+	pool->epfd = pool->wakefd = -1;
+	if (process_find_worker(opts->worker_path, pool->worker_path, sizeof(pool->worker_path)) == -1) {
+		set_error(err, LUAPOOL_E_INVALID, "no executable luapool-worker found (set the "
+		    "worker_path option or LUAPOOL_WORKER)");
+		free(pool);
+		return NULL;
+	}
+	build_worker_argv(pool);
+	pthread_mutex_init(&pool->lock, NULL);
+	pool->accepting = 1;
+	pool->stats.workers_target = pool->opts.workers;
+	pool->stats.queue_depth = pool->opts.queue_depth;
+	if (dispatcher_start(pool, err) == -1) {
+		pthread_mutex_destroy(&pool->lock);
+		free(pool);
+		return NULL;
+	}
+	if (wait_for_workers(pool) == -1) {
+		set_error(err, LUAPOOL_E_INVALID, "no worker started (%s); see the log",
+		    pool->worker_path);
+		luapool_free(pool);
+		return NULL;
+	}
+	return pool;
+}
+
+struct luapool *
+luapool_new(unsigned num_workers, struct luapool_error *err)
+{
+	struct luapool_options opts;
+	luapool_options_init(&opts);
+	opts.workers = num_workers;
+	return luapool_new_with(&opts, err);
+}
+
+static struct job *
+job_new(const struct luapool_job *spec, luapool_callback *done, void *arg)
+{
+	struct job *job = calloc(1, sizeof(*job));
+	if (job == NULL)
+		return NULL;
+	job->payload_len = spec->chunk_len + spec->request_len;
+	job->payload = malloc(job->payload_len ? job->payload_len : 1);
+	if (job->payload == NULL) {
+		free(job);
+		return NULL;
+	}
+	if (spec->chunk_len)
+		memcpy(job->payload, spec->chunk, spec->chunk_len);
+	memcpy(job->payload + spec->chunk_len, spec->request, spec->request_len);
+	job->frame_type = spec->kind == LUAPOOL_JOB_COMPILE ? FRAME_COMPILE : FRAME_EXEC;
+	job->chunk_len = (uint32_t)spec->chunk_len;
+	job->flags = spec->chunk_is_source ? FRAME_CHUNK_IS_SOURCE : 0;
+	job->timeout_ms = spec->timeout_ms;
+	job->done = done;
+	job->arg = arg;
+	return job;
+}
+
+static void
+job_free(struct job *job)
+{
+	free(job->payload);
+	free(job);
+}
+
+static int
+job_spec_check(const struct luapool *pool, const struct luapool_job *spec,
+    struct luapool_error *err)
+{
+	if (spec == NULL || (spec->request == NULL && spec->request_len) ||
+	    (spec->chunk == NULL && spec->chunk_len) ||
+	    (spec->kind != LUAPOOL_JOB_EXEC && spec->kind != LUAPOOL_JOB_COMPILE)) {
+		set_error(err, LUAPOOL_E_INVALID, "invalid job");
+		return -1;
+	}
+	if (spec->chunk_len > UINT32_MAX / 2 || spec->request_len > UINT32_MAX / 2) {
+		set_error(err, LUAPOOL_E_INVALID, "job too large");
+		return -1;
+	}
+	if (spec->timeout_ms > pool->opts.max_timeout_ms) {
+		set_error(err, LUAPOOL_E_INVALID, "timeout_ms %u is above the limit of %u",
+		    spec->timeout_ms, pool->opts.max_timeout_ms);
+		return -1;
+	}
+	return 0;
+}
+
+int
+luapool_submit_async(struct luapool *pool, const struct luapool_job *spec,
+    luapool_callback *done, void *arg, struct luapool_error *err)
+{
+	if (pool == NULL || done == NULL) {
+		set_error(err, LUAPOOL_E_INVALID, "no pool or no callback");
+		return -1;
+	}
+	if (job_spec_check(pool, spec, err) == -1)
+		return -1;
+	struct job *job = job_new(spec, done, arg);
+	if (job == NULL) {
+		set_error(err, LUAPOOL_E_OVERLOADED, "out of memory");
+		return -1;
+	}
+	pthread_mutex_lock(&pool->lock);
+	if (!pool->accepting) {
+		pool->stats.jobs_by_status[LUAPOOL_E_SHUTDOWN]++;
+		pthread_mutex_unlock(&pool->lock);
+		job_free(job);
+		set_error(err, LUAPOOL_E_SHUTDOWN, "the pool is shutting down");
+		return -1;
+	}
+	if (pool->queued >= pool->opts.queue_depth) {
+		pool->stats.jobs_by_status[LUAPOOL_E_OVERLOADED]++;
+		pthread_mutex_unlock(&pool->lock);
+		job_free(job);
+		set_error(err, LUAPOOL_E_OVERLOADED, "queue full (%u jobs waiting)",
+		    pool->opts.queue_depth);
+		return -1;
+	}
+	job->id = ++pool->next_id;
+	job->enqueued_ns = frame_now_ns();
+	if (pool->tail)
+		pool->tail->next = job;
+	else
+		pool->head = job;
+	pool->tail = job;
+	pool->queued++;
+	pool->outstanding++;
+	pthread_mutex_unlock(&pool->lock);
+	dispatcher_wake(pool);
+	return 0;
+}
+
+struct job *
+pool_take_job(struct luapool *pool)
+{
+	pthread_mutex_lock(&pool->lock);
+	struct job *job = pool->head;
+	if (job) {
+		pool->head = job->next;
+		if (pool->head == NULL)
+			pool->tail = NULL;
+		pool->queued--;
+		job->next = NULL;
+	}
+	pthread_mutex_unlock(&pool->lock);
+	return job;
+}
+
+void
+pool_complete_job(struct luapool *pool, struct job *job, const struct luapool_reply *reply)
+{
+	/* Counted before the callback, so whoever it wakes sees the count;
+	 * outstanding after it, so shutdown waits for the callback. */
+	pthread_mutex_lock(&pool->lock);
+	if (reply->status <= LUAPOOL_E_SHUTDOWN)
+		pool->stats.jobs_by_status[reply->status]++;
+	pthread_mutex_unlock(&pool->lock);
+	job->done(job->arg, reply);
+	job_free(job);
+	pthread_mutex_lock(&pool->lock);
+	pool->outstanding--;
+	pthread_mutex_unlock(&pool->lock);
+}
+
+void
+pool_fail_job(struct luapool *pool, struct job *job, enum luapool_status status,
+    const char *message)
+{
+	struct luapool_reply reply = {
+		.status = status,
+		.code = luapool_status_code(status),
+		.message = message,
+		.queued_ms = (double)(frame_now_ns() - job->enqueued_ns) / 1e6,
+	};
+	pool_complete_job(pool, job, &reply);
+}
+
+/* Blocking submit: an async submit and a condition variable. */
+struct waiter {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int done;
+	int want_bytecode;
+	cJSON *result;
+	void *bytes;
+	size_t bytes_len;
+	struct luapool_error err;
+};
+
+static void
+waiter_take_result(struct waiter *w, const struct luapool_reply *reply)
+{
+	cJSON *body = cJSON_ParseWithLength(reply->body, reply->body_len);
+	const char *field = w->want_bytecode ? "bytecode" : "result";
+	cJSON *value = body ? cJSON_DetachItemFromObjectCaseSensitive(body, field) : NULL;
+	cJSON_Delete(body);
+	if (value == NULL) {
+		set_error(&w->err, LUAPOOL_E_RESULT, "worker reply without %s", field);
+		return;
+	}
+	if (!w->want_bytecode) {
+		w->result = value;
+		return;
+	}
+	const char *b64 = cJSON_GetStringValue(value);
+	size_t len = b64 ? strlen(b64) : 0;
+	w->bytes = malloc(base64_decoded_max(len) + 1);
+	long n = w->bytes && b64 ? base64_decode(b64, len, w->bytes) : -1;
+	cJSON_Delete(value);
+	if (n < 0) {
+		free(w->bytes);
+		w->bytes = NULL;
+		set_error(&w->err, LUAPOOL_E_RESULT, "worker reply with bad bytecode");
+		return;
+	}
+	w->bytes_len = (size_t)n;
+}
+
+static void
+waiter_done(void *arg, const struct luapool_reply *reply)
+{
+	struct waiter *w = arg;
+	if (reply->status == LUAPOOL_OK)
+		waiter_take_result(w, reply);
+	else
+		set_error(&w->err, reply->status, "%s", reply->message ? reply->message :
+		    luapool_status_code(reply->status));
+	pthread_mutex_lock(&w->lock);
+	w->done = 1;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+static int
+submit_and_wait(struct luapool *pool, const struct luapool_job *spec, struct waiter *w,
+    struct luapool_error *err)
+{
+	memset(w, 0, sizeof(*w));
+	w->want_bytecode = spec->kind == LUAPOOL_JOB_COMPILE;
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->cond, NULL);
+	int rc = luapool_submit_async(pool, spec, waiter_done, w, err);
+	if (rc == 0) {
+		pthread_mutex_lock(&w->lock);
+		while (!w->done) {
+			if (pool->opts.external_dispatch && pthread_equal(pthread_self(), pool->owner)) {
+				/* We are the dispatcher: run it until our job is back. */
+				pthread_mutex_unlock(&w->lock);
+				dispatcher_run_once(pool, 10);
+				pthread_mutex_lock(&w->lock);
+				continue;
+			}
+			pthread_cond_wait(&w->cond, &w->lock);
+		}
+		pthread_mutex_unlock(&w->lock);
+		if (w->err.status != LUAPOOL_OK) {
+			if (err)
+				*err = w->err;
+			rc = -1;
+		}
+	}
+	pthread_cond_destroy(&w->cond);
+	pthread_mutex_destroy(&w->lock);
+	return rc;
+}
+
+static cJSON *
+submit_chunk(struct luapool *pool, const void *chunk, size_t len, int is_source,
+    const struct luapool_context *ctx, unsigned timeout_ms, struct luapool_error *err)
+{
+	if (chunk == NULL || len == 0) {
+		set_error(err, LUAPOOL_E_INVALID, "empty chunk");
+		return NULL;
+	}
+	char *request = context_request_json(ctx);
+	if (request == NULL) {
+		set_error(err, LUAPOOL_E_INVALID, "context cannot be serialized");
+		return NULL;
+	}
+	struct luapool_job spec = {
+		.kind = LUAPOOL_JOB_EXEC,
+		.request = request, .request_len = strlen(request),
+		.chunk = chunk, .chunk_len = len, .chunk_is_source = is_source,
+		.timeout_ms = timeout_ms ? timeout_ms : pool->opts.default_timeout_ms,
+	};
+	struct waiter w;
+	int rc = submit_and_wait(pool, &spec, &w, err);
+	cJSON_free(request);
+	if (rc == -1)
+		return NULL;
+	if (err) {
+		err->status = LUAPOOL_OK;
+		err->message[0] = '\0';
+	}
+	return w.result;
+}
+
+cJSON *
+luapool_submit_timeout(struct luapool *pool, const void *bytecode, size_t len,
+    const struct luapool_context *ctx, unsigned timeout_ms, struct luapool_error *err)
+{
+	return submit_chunk(pool, bytecode, len, 0, ctx, timeout_ms, err);
+}
+
+cJSON *
+luapool_submit(struct luapool *pool, const void *bytecode, size_t len,
+    const struct luapool_context *ctx, struct luapool_error *err)
+{
+	return submit_chunk(pool, bytecode, len, 0, ctx, 0, err);
+}
+
+cJSON *
+luapool_submit_source(struct luapool *pool, const char *source, size_t len,
+    const struct luapool_context *ctx, unsigned timeout_ms, struct luapool_error *err)
+{
+	return submit_chunk(pool, source, len, 1, ctx, timeout_ms, err);
+}
+
+void *
+luapool_compile(struct luapool *pool, const char *source, size_t len,
+    const char *chunkname, size_t *out_len, struct luapool_error *err)
+{
+	cJSON *request = cJSON_CreateObject();
+	if (request == NULL)
+		return NULL;
+	if (chunkname)
+		cJSON_AddStringToObject(request, "name", chunkname);
+	char *text = cJSON_PrintUnformatted(request);
+	cJSON_Delete(request);
+	if (text == NULL)
+		return NULL;
+	struct luapool_job spec = {
+		.kind = LUAPOOL_JOB_COMPILE,
+		.request = text, .request_len = strlen(text),
+		.chunk = source, .chunk_len = len, .chunk_is_source = 1,
+		.timeout_ms = pool->opts.default_timeout_ms,
+	};
+	struct waiter w;
+	int rc = submit_and_wait(pool, &spec, &w, err);
+	cJSON_free(text);
+	if (rc == -1)
+		return NULL;
+	*out_len = w.bytes_len;
+	return w.bytes;
+}
+
+unsigned
+luapool_active_workers(const struct luapool *pool)
+{
+	return pool ? atomic_load(&pool->live) : 0;
+}
+
+void
+luapool_stats(const struct luapool *pool, struct luapool_stats *out)
+{
+	struct luapool *p = (struct luapool *)(uintptr_t)pool;
+	pthread_mutex_lock(&p->lock);
+	*out = p->stats;
+	out->queued = p->queued;
+	pthread_mutex_unlock(&p->lock);
+	out->workers_live = atomic_load(&p->live);
+	out->workers_busy = atomic_load(&p->busy);
+	out->workers_idle = out->workers_live > out->workers_busy ?
+	    out->workers_live - out->workers_busy : 0;
+}
+
+int
+luapool_poll_fd(const struct luapool *pool)
+{
+	return pool->epfd;
+}
+
+int
+luapool_dispatch(struct luapool *pool)
+{
+	dispatcher_run_once(pool, 0);
+	return dispatcher_next_timeout_ms(pool);
+}
+
+void
+luapool_engine_version(const struct luapool *pool, char *out, size_t outlen)
+{
+	struct luapool *p = (struct luapool *)(uintptr_t)pool;
+	pthread_mutex_lock(&p->lock);
+	snprintf(out, outlen, "%s", p->engine_version);
+	pthread_mutex_unlock(&p->lock);
+}
+
+unsigned
+luapool_drain(struct luapool *pool)
+{
+	pthread_mutex_lock(&pool->lock);
+	pool->accepting = 0;
+	unsigned left = pool->outstanding;
+	pthread_mutex_unlock(&pool->lock);
+	return left;
+}
+
+int
+luapool_shutdown(struct luapool *pool)
+{
+	if (pool == NULL)
+		return 0;
+	pthread_mutex_lock(&pool->lock);
+	if (pool->shut_down) {
+		pthread_mutex_unlock(&pool->lock);
+		return 0;
+	}
+	pool->accepting = 0;
+	pool->stopping = 1;
+	pthread_mutex_unlock(&pool->lock);
+	dispatcher_wake(pool);
+	dispatcher_join(pool);
+	pthread_mutex_lock(&pool->lock);
+	pool->shut_down = 1;
+	pthread_mutex_unlock(&pool->lock);
+	return pool->kill_needed ? -1 : 0;
+}
+
+void
+luapool_free(struct luapool *pool)
+{
+	if (pool == NULL)
+		return;
+	luapool_shutdown(pool);
+	pthread_mutex_destroy(&pool->lock);
+	free(pool);
+}

@@ -1,0 +1,109 @@
+/*
+ * pool_internal.h - the pool's shared state, between pool.c (the public
+ * API: submit, queue, stats) and dispatcher.c (the thread that owns the
+ * worker processes).  Everything under `lock` unless said otherwise.
+ */
+#ifndef POOL_INTERNAL_H
+#define POOL_INTERNAL_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/buffer.h"
+#include "common/frame.h"
+#include "luapool.h"
+
+struct job {
+	struct job *next;
+	uint64_t id;
+	uint32_t frame_type;	/* FRAME_EXEC or FRAME_COMPILE */
+	uint32_t chunk_len;
+	uint32_t flags;
+	unsigned timeout_ms;	/* 0: the request's own (unknown here) */
+	int64_t enqueued_ns;
+	char *payload;		/* chunk then request JSON */
+	size_t payload_len;
+	luapool_callback *done;
+	void *arg;
+};
+
+enum worker_state {
+	WORKER_DOWN,		/* no process; respawn at respawn_at_ns */
+	WORKER_STARTING,	/* spawned, waiting for FRAME_READY */
+	WORKER_IDLE,
+	WORKER_BUSY,
+	WORKER_EXITING		/* told to stop or lost; waiting to reap */
+};
+
+/* Owned by the dispatcher thread only. */
+struct worker {
+	unsigned index;
+	enum worker_state state;
+	pid_t pid;
+	int fd, pidfd;
+	struct job *job;
+	struct frame_header out;	/* header of the job being sent */
+	size_t sent;			/* bytes of header+payload written */
+	struct buffer in;
+	int64_t backstop_ns;		/* kill if still running then; 0: none */
+	int killed_for_deadline;
+	int64_t demote_at_ns;		/* a job still running then loses priority */
+	int demoted;
+	int ready;			/* sent FRAME_READY: counted in `live` */
+	int expected_exit;		/* we stopped it, or it announced its exit */
+	unsigned jobs_run;
+	unsigned quick_failures;
+	int64_t respawn_at_ns;
+	int64_t spawned_ns;
+	int64_t died_ns;		/* unexpected death, until the successor is ready */
+};
+
+struct luapool {
+	struct luapool_options opts;
+	char worker_path[PATH_MAX];
+	char *worker_argv[24];
+	char argv_text[16][32];
+
+	pthread_mutex_t lock;
+	struct job *head, *tail;
+	unsigned queued;
+	unsigned outstanding;		/* accepted, not yet answered */
+	int accepting;
+	atomic_int stopping;		/* dispatcher exits once idle */
+	int shut_down;			/* everything released but this struct */
+	uint64_t next_id;
+	struct luapool_stats stats;	/* counters; gauges are filled on read */
+
+	atomic_uint live, busy;
+	atomic_int dispatcher_sleeping;
+
+	pthread_t thread;
+	pthread_t owner;		/* external_dispatch: the thread that dispatches */
+	int thread_started;
+	int epfd, wakefd;
+	struct worker *workers;
+	unsigned nworkers;
+	char engine_version[64];	/* from the first FRAME_READY */
+	int startup_failed;		/* set when no worker could start */
+	int kill_needed;		/* shutdown had to SIGKILL a worker */
+};
+
+/* dispatcher.c */
+int dispatcher_start(struct luapool *pool, struct luapool_error *err);
+void dispatcher_wake(struct luapool *pool);
+/* One round (see dispatcher.c); 1 once a shutdown finished. */
+int dispatcher_run_once(struct luapool *pool, int max_wait_ms);
+int dispatcher_next_timeout_ms(struct luapool *pool);
+void dispatcher_join(struct luapool *pool);
+
+/* pool.c: answers a job and frees it (dispatcher thread). */
+void pool_complete_job(struct luapool *pool, struct job *job, const struct luapool_reply *reply);
+/* pool.c: takes the next queued job or NULL. */
+struct job *pool_take_job(struct luapool *pool);
+void pool_fail_job(struct luapool *pool, struct job *job, enum luapool_status status,
+    const char *message);
+
+#endif

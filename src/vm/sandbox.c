@@ -1,0 +1,91 @@
+/*
+ * sandbox.c - the worker's process-level sandbox (see sandbox.h).
+ *
+ * The seccomp filter is an allow-list written as classic BPF by hand, so
+ * the worker needs no libseccomp.  A system call outside the list kills
+ * the whole process (SIGSYS); the pool sees a crash and respawns.  File
+ * system calls get EPERM instead, so libc code that looks for an optional
+ * file fails softly rather than killing a job.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stddef.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "vm/sandbox.h"
+
+#if defined(__x86_64__)
+#define SANDBOX_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define SANDBOX_ARCH AUDIT_ARCH_AARCH64
+#else
+#error "seccomp filter: unsupported architecture"
+#endif
+
+#define ALLOW(nr) \
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (nr), 0, 1), \
+	BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)
+#define REFUSE(nr) \
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (nr), 0, 1), \
+	BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM)
+
+int
+sandbox_tie_to_parent(pid_t parent)
+{
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1)
+		return -1;
+	return getppid() == parent ? 0 : -1;
+}
+
+void
+sandbox_close_other_fds(int keep)
+{
+	if (syscall(SYS_close_range, (unsigned)keep + 1, ~0u, 0) == 0)
+		return;
+	for (int fd = keep + 1; fd < 1024; fd++)
+		close(fd);
+}
+
+int
+sandbox_enter(void)
+{
+	struct sock_filter filter[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SANDBOX_ARCH, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		/* the job's socket and stderr */
+		ALLOW(SYS_read), ALLOW(SYS_write), ALLOW(SYS_writev), ALLOW(SYS_readv),
+		/* memory: the Lua heap and the JIT's machine code */
+		ALLOW(SYS_mmap), ALLOW(SYS_munmap), ALLOW(SYS_mremap), ALLOW(SYS_mprotect),
+		ALLOW(SYS_brk), ALLOW(SYS_madvise),
+		/* the deadline timer and its signal */
+		ALLOW(SYS_timer_settime), ALLOW(SYS_timer_gettime), ALLOW(SYS_rt_sigreturn),
+		ALLOW(SYS_rt_sigprocmask),
+		/* os.clock, os.time */
+		ALLOW(SYS_clock_gettime), ALLOW(SYS_gettimeofday), ALLOW(SYS_times),
+		ALLOW(SYS_getrusage), ALLOW(SYS_getpid),
+		ALLOW(SYS_futex), ALLOW(SYS_exit), ALLOW(SYS_exit_group), ALLOW(SYS_sigaltstack),
+#ifdef SYS_time
+		ALLOW(SYS_time),
+#endif
+#ifdef SYS_open
+		REFUSE(SYS_open), REFUSE(SYS_stat),
+#endif
+		REFUSE(SYS_openat), REFUSE(SYS_newfstatat), REFUSE(SYS_fstat),
+		REFUSE(SYS_statx), REFUSE(SYS_faccessat), REFUSE(SYS_readlinkat),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+	};
+	struct sock_fprog prog = {
+		.len = (unsigned short)(sizeof(filter) / sizeof(filter[0])),
+		.filter = filter,
+	};
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
+		return -1;
+	return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog);
+}

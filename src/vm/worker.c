@@ -1,0 +1,241 @@
+/*
+ * worker.c - the job loop of a worker process (see worker.h).
+ *
+ * Deadlines: each job arms a CLOCK_MONOTONIC timer at enqueue time +
+ * timeout, so time spent queued counts.  When it fires, the signal handler
+ * makes the VM stop at its next Lua instruction (soft stop) and re-arms
+ * the timer for the grace period; if the job is still running then (JIT
+ * traces and C functions never look at hooks), the handler writes the
+ * deadline reply itself and exits the process (hard stop).  The pool then
+ * starts a fresh worker.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/frame.h"
+#include "common/log.h"
+#include "vm/worker.h"
+
+static struct vm *deadline_vm;
+static timer_t deadline_timer;
+static volatile sig_atomic_t job_running;
+static volatile sig_atomic_t soft_stop_sent;
+static int64_t grace_ns;
+
+/* Prepared before each job so the handler only has to write it. */
+static struct {
+	struct frame_header header;
+	char payload[96];
+} hard_stop_reply;
+static size_t hard_stop_reply_len;
+
+static void
+arm_timer_at(int64_t when_ns)
+{
+	struct itimerspec its = { 0 };
+	if (when_ns > 0) {
+		its.it_value.tv_sec = when_ns / 1000000000;
+		its.it_value.tv_nsec = when_ns % 1000000000;
+	}
+	timer_settime(deadline_timer, TIMER_ABSTIME, &its, NULL);
+}
+
+static void
+on_deadline(int sig)
+{
+	(void)sig;
+	if (!job_running)
+		return;
+	if (!soft_stop_sent) {
+		soft_stop_sent = 1;
+		vm_interrupt(deadline_vm);
+		arm_timer_at(frame_now_ns() + grace_ns);
+		return;
+	}
+	ssize_t unused = write(FRAME_WORKER_FD, &hard_stop_reply, hard_stop_reply_len);
+	(void)unused;
+	_exit(FRAME_EXIT_DEADLINE);
+}
+
+int
+worker_prepare_deadlines(struct vm *vm)
+{
+	deadline_vm = vm;
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_deadline;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	if (sigaction(SIGALRM, &sa, NULL) == -1)
+		return -1;
+	struct sigevent sev;
+	memset(&sev, 0, sizeof(sev));
+	sev.sigev_notify = SIGEV_SIGNAL;
+	sev.sigev_signo = SIGALRM;
+	return timer_create(CLOCK_MONOTONIC, &sev, &deadline_timer);
+}
+
+static void
+prepare_hard_stop_reply(uint64_t job_id)
+{
+	static const char payload[] = "deadline_exceeded\0deadline exceeded (hard stop: "
+	    "the job ignored the soft stop)";
+	memset(&hard_stop_reply.header, 0, sizeof(hard_stop_reply.header));
+	hard_stop_reply.header.type = FRAME_REPLY;
+	hard_stop_reply.header.job_id = job_id;
+	hard_stop_reply.header.status = LUAPOOL_E_DEADLINE;
+	hard_stop_reply.header.flags = FRAME_EXITING;
+	hard_stop_reply.header.length = sizeof(payload);
+	memcpy(hard_stop_reply.payload, payload, sizeof(payload));
+	hard_stop_reply_len = sizeof(hard_stop_reply.header) + sizeof(payload);
+}
+
+static int64_t
+job_deadline(const struct frame_header *h, const struct vm_request *req,
+    const struct worker_options *opts)
+{
+	unsigned timeout = h->timeout_ms ? h->timeout_ms :
+	    req->timeout_ms ? req->timeout_ms : opts->default_timeout_ms;
+	return h->enqueued_ns + (int64_t)timeout * 1000000;
+}
+
+static void
+run_job(struct vm *vm, const struct frame_header *h, const char *payload,
+    const struct worker_options *opts, struct vm_outcome *out)
+{
+	struct vm_request req = {
+		.text = payload + h->chunk_len, .len = h->length - h->chunk_len,
+		.chunk = h->chunk_len ? payload : NULL, .chunk_len = h->chunk_len,
+		.chunk_is_source = (h->flags & FRAME_CHUNK_IS_SOURCE) != 0,
+		.compile = h->type == FRAME_COMPILE,
+		.allow_bytecode = opts->allow_bytecode,
+		.max_timeout_ms = opts->max_timeout_ms,
+	};
+	if (vm_load_request(vm, &req, out) == -1)
+		return;
+	int64_t deadline = job_deadline(h, &req, opts);
+	if (deadline <= frame_now_ns()) {
+		out->status = LUAPOOL_E_DEADLINE;
+		out->code = "deadline_exceeded";
+		snprintf(out->message, sizeof(out->message), "deadline passed while the job was queued");
+		return;
+	}
+	prepare_hard_stop_reply(h->job_id);
+	soft_stop_sent = 0;
+	job_running = 1;
+	arm_timer_at(deadline);
+	vm_run_loaded(vm, out);
+	/* The timer stays armed: if it fires between jobs the handler sees
+	 * job_running == 0, and the next job re-arms it.  One syscall less. */
+	job_running = 0;
+}
+
+static int
+send_reply(const struct frame_header *request, const struct vm_outcome *out, int64_t run_ns)
+{
+	struct frame_header h = {
+		.type = FRAME_REPLY, .job_id = request->job_id, .status = out->status,
+		.run_ns = (uint64_t)run_ns,
+	};
+	h.flags = (out->soft_stopped ? FRAME_SOFT_STOP : 0) |
+	    (out->cache_hit ? FRAME_CACHE_HIT : 0) | (out->cache_miss ? FRAME_CACHE_MISS : 0) |
+	    (out->heap_high ? FRAME_HEAP_HIGH : 0);
+	if (out->status == LUAPOOL_OK)
+		return frame_send(FRAME_WORKER_FD, &h, out->body.data, out->body.len);
+	/* code \0 message \0 traceback */
+	struct buffer err;
+	buffer_init(&err, 0);
+	buffer_append(&err, out->code, strlen(out->code) + 1);
+	buffer_append(&err, out->message, strlen(out->message) + 1);
+	if (out->traceback.len)
+		buffer_append(&err, out->traceback.data, out->traceback.len);
+	int rc = frame_send(FRAME_WORKER_FD, &h, err.data, err.len);
+	buffer_free(&err);
+	return rc;
+}
+
+/*
+ * Reads the next request frame into `in` with as few read(2) calls as the
+ * socket allows (usually one: header and payload arrive together).  The
+ * frame starts at in->data; returns -1 at the end of input or on a bad
+ * frame (*bad set).
+ */
+static int
+read_request(struct buffer *in, size_t *consumed, struct frame_header *h,
+    const struct worker_options *opts, int *bad)
+{
+	/* Drop the previous frame, keep any bytes already read past it. */
+	if (*consumed) {
+		memmove(in->data, in->data + *consumed, in->len - *consumed);
+		in->len -= *consumed;
+		*consumed = 0;
+	}
+	size_t need = sizeof(*h);
+	for (;;) {
+		if (in->len >= sizeof(*h)) {
+			memcpy(h, in->data, sizeof(*h));
+			if ((h->type != FRAME_EXEC && h->type != FRAME_COMPILE) ||
+			    h->length > opts->max_request_bytes || h->chunk_len > h->length) {
+				log_error("bad frame: type %u length %u", h->type, h->length);
+				*bad = 1;
+				return -1;
+			}
+			need = sizeof(*h) + h->length;
+			if (in->len >= need)
+				break;
+		}
+		if (buffer_reserve(in, need - in->len > 65536 ? need - in->len : 65536) == -1) {
+			*bad = 1;
+			return -1;
+		}
+		ssize_t n = read(FRAME_WORKER_FD, in->data + in->len, in->cap - in->len - 1);
+		if (n == 0)
+			return -1;	/* the pool closed our socket: exit quietly */
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		in->len += (size_t)n;
+	}
+	*consumed = need;
+	return 0;
+}
+
+int
+worker_run(struct vm *vm, const struct worker_options *opts)
+{
+	struct frame_header h = { .type = FRAME_READY };
+	struct buffer in;
+	struct vm_outcome out;
+	size_t consumed = 0;
+	int bad = 0;
+	buffer_init(&in, 0);
+	buffer_init(&out.body, opts->vm.max_result_bytes + 64);
+	buffer_init(&out.traceback, 16384);
+	grace_ns = (int64_t)opts->grace_ms * 1000000;
+	const char *version = vm_version();
+	if (frame_send(FRAME_WORKER_FD, &h, version, strlen(version)) == -1)
+		goto done;
+	while (read_request(&in, &consumed, &h, opts, &bad) == 0) {
+		char *payload = in.data + sizeof(h);
+		char saved = payload[h.length];
+		payload[h.length] = '\0';
+		int64_t start = frame_now_ns();
+		run_job(vm, &h, payload, opts, &out);
+		payload[h.length] = saved;
+		if (send_reply(&h, &out, frame_now_ns() - start) == -1)
+			break;
+	}
+done:
+	buffer_free(&in);
+	buffer_free(&out.body);
+	buffer_free(&out.traceback);
+	return bad ? 2 : 0;
+}
