@@ -1,8 +1,9 @@
 /*
- * pool.c - the public luapool API: creating a pool, the bounded job queue,
- * blocking and asynchronous submit, drain, shutdown and stats.
+ * pool.c - the public luapool API: creating a pool, blocking and
+ * asynchronous submit, drain, shutdown and stats.
  *
- * Never touches a worker process: dispatcher.c owns them.  Never parses a
+ * Never touches a worker process: dispatcher.c owns them; the queue itself
+ * is queue.c.  Never parses a
  * job's context: the JSON request goes to the worker as it came.
  */
 #include <errno.h>
@@ -15,7 +16,9 @@
 #include "common/base64.h"
 #include "pool/context.h"
 #include "common/log.h"
+#include "pool/dispatcher.h"
 #include "pool/pool_internal.h"
+#include "pool/queue.h"
 #include "pool/process.h"
 
 static void
@@ -167,37 +170,6 @@ luapool_new(unsigned num_workers, struct luapool_error *err)
 	return luapool_new_with(&opts, err);
 }
 
-static struct job *
-job_new(const struct luapool_job *spec, luapool_callback *done, void *arg)
-{
-	struct job *job = calloc(1, sizeof(*job));
-	if (job == NULL)
-		return NULL;
-	job->payload_len = spec->chunk_len + spec->request_len;
-	job->payload = malloc(job->payload_len ? job->payload_len : 1);
-	if (job->payload == NULL) {
-		free(job);
-		return NULL;
-	}
-	if (spec->chunk_len)
-		memcpy(job->payload, spec->chunk, spec->chunk_len);
-	memcpy(job->payload + spec->chunk_len, spec->request, spec->request_len);
-	job->frame_type = spec->kind == LUAPOOL_JOB_COMPILE ? FRAME_COMPILE : FRAME_EXEC;
-	job->chunk_len = (uint32_t)spec->chunk_len;
-	job->flags = spec->chunk_is_source ? FRAME_CHUNK_IS_SOURCE : 0;
-	job->timeout_ms = spec->timeout_ms;
-	job->done = done;
-	job->arg = arg;
-	return job;
-}
-
-static void
-job_free(struct job *job)
-{
-	free(job->payload);
-	free(job);
-}
-
 static int
 job_spec_check(const struct luapool *pool, const struct luapool_job *spec,
     struct luapool_error *err)
@@ -230,84 +202,25 @@ luapool_submit_async(struct luapool *pool, const struct luapool_job *spec,
 	}
 	if (job_spec_check(pool, spec, err) == -1)
 		return -1;
-	struct job *job = job_new(spec, done, arg);
+	struct job *job = queue_job_new(spec, done, arg);
 	if (job == NULL) {
 		set_error(err, LUAPOOL_E_OVERLOADED, "out of memory");
 		return -1;
 	}
-	pthread_mutex_lock(&pool->lock);
-	if (!pool->accepting) {
-		pool->stats.jobs_by_status[LUAPOOL_E_SHUTDOWN]++;
-		pthread_mutex_unlock(&pool->lock);
-		job_free(job);
+	enum luapool_status refused = queue_push(pool, job);
+	if (refused == LUAPOOL_E_SHUTDOWN) {
+		queue_job_free(job);
 		set_error(err, LUAPOOL_E_SHUTDOWN, "the pool is shutting down");
 		return -1;
 	}
-	if (pool->queued >= pool->opts.queue_depth) {
-		pool->stats.jobs_by_status[LUAPOOL_E_OVERLOADED]++;
-		pthread_mutex_unlock(&pool->lock);
-		job_free(job);
+	if (refused != LUAPOOL_OK) {
+		queue_job_free(job);
 		set_error(err, LUAPOOL_E_OVERLOADED, "queue full (%u jobs waiting)",
 		    pool->opts.queue_depth);
 		return -1;
 	}
-	job->id = ++pool->next_id;
-	job->enqueued_ns = frame_now_ns();
-	if (pool->tail)
-		pool->tail->next = job;
-	else
-		pool->head = job;
-	pool->tail = job;
-	pool->queued++;
-	pool->outstanding++;
-	pthread_mutex_unlock(&pool->lock);
 	dispatcher_wake(pool);
 	return 0;
-}
-
-struct job *
-pool_take_job(struct luapool *pool)
-{
-	pthread_mutex_lock(&pool->lock);
-	struct job *job = pool->head;
-	if (job) {
-		pool->head = job->next;
-		if (pool->head == NULL)
-			pool->tail = NULL;
-		pool->queued--;
-		job->next = NULL;
-	}
-	pthread_mutex_unlock(&pool->lock);
-	return job;
-}
-
-void
-pool_complete_job(struct luapool *pool, struct job *job, const struct luapool_reply *reply)
-{
-	/* Counted before the callback, so whoever it wakes sees the count;
-	 * outstanding after it, so shutdown waits for the callback. */
-	pthread_mutex_lock(&pool->lock);
-	if (reply->status <= LUAPOOL_E_SHUTDOWN)
-		pool->stats.jobs_by_status[reply->status]++;
-	pthread_mutex_unlock(&pool->lock);
-	job->done(job->arg, reply);
-	job_free(job);
-	pthread_mutex_lock(&pool->lock);
-	pool->outstanding--;
-	pthread_mutex_unlock(&pool->lock);
-}
-
-void
-pool_fail_job(struct luapool *pool, struct job *job, enum luapool_status status,
-    const char *message)
-{
-	struct luapool_reply reply = {
-		.status = status,
-		.code = luapool_status_code(status),
-		.message = message,
-		.queued_ms = (double)(frame_now_ns() - job->enqueued_ns) / 1e6,
-	};
-	pool_complete_job(pool, job, &reply);
 }
 
 /* Blocking submit: an async submit and a condition variable. */

@@ -1,7 +1,8 @@
 /*
  * pool_internal.h - the pool's shared state, between pool.c (the public
- * API: submit, queue, stats) and dispatcher.c (the thread that owns the
- * worker processes).  Everything under `lock` unless said otherwise.
+ * API), queue.c and the dispatcher thread (dispatcher.c, channel.c,
+ * supervise.c, poller.c) that owns the worker processes.  Everything
+ * under `lock` unless said otherwise.
  */
 #ifndef POOL_INTERNAL_H
 #define POOL_INTERNAL_H
@@ -91,19 +92,6 @@ struct luapool {
 	int kill_needed;		/* shutdown had to SIGKILL a worker */
 };
 
-/* dispatcher.c */
-int dispatcher_start(struct luapool *pool, struct luapool_error *err);
-void dispatcher_wake(struct luapool *pool);
-/* One round (see dispatcher.c); 1 once a shutdown finished. */
-int dispatcher_run_once(struct luapool *pool, int max_wait_ms);
-int dispatcher_next_timeout_ms(struct luapool *pool);
-void dispatcher_join(struct luapool *pool);
-
-/* pool.c: answers a job and frees it (dispatcher thread). */
-void pool_complete_job(struct luapool *pool, struct job *job, const struct luapool_reply *reply);
-/* pool.c: takes the next queued job or NULL. */
-struct job *pool_take_job(struct luapool *pool);
-void pool_fail_job(struct luapool *pool, struct job *job, enum luapool_status status,
-    const char *message);
+#define POOL_MS		1000000LL
 
 #endif

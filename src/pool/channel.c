@@ -1,0 +1,232 @@
+/*
+ * channel.c - the supervisor's end of the frame protocol with each worker:
+ * sending a job (header + payload, resumed on EPOLLOUT), reading replies,
+ * checking every frame a worker sends before acting on it (a worker may be
+ * compromised: a frame for a job it does not hold, of the wrong type or of
+ * an absurd size gets it killed), and answering the job.
+ *
+ * Dispatcher thread only; never blocks.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/pidfd.h>
+#include <sys/resource.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "pool/channel.h"
+#include "pool/poller.h"
+#include "pool/queue.h"
+#include "pool/supervise.h"
+
+#define BACKSTOP_MARGIN_NS	(200 * POOL_MS)
+/* A job that runs longer than this is not a typical short job: its worker
+ * drops to the lowest CPU priority so runaway jobs, until their deadline
+ * stops them, take little from the others. */
+#define DEMOTE_AFTER_NS		(10 * POOL_MS)
+
+static void
+handle_reply(struct luapool *pool, struct worker *w, const struct frame_header *h,
+    const char *payload)
+{
+	if (w->job == NULL || h->job_id != w->job->id) {
+		log_error("worker %d answered job %llu it does not hold", (int)w->pid,
+		    (unsigned long long)h->job_id);
+		kill(w->pid, SIGKILL);
+		supervise_stop(pool, w);
+		return;
+	}
+	struct luapool_reply reply = {
+		.status = h->status <= LUAPOOL_E_SHUTDOWN ? h->status : LUAPOOL_E_CRASHED,
+		.worker_pid = (int)w->pid,
+		.run_ms = (double)h->run_ns / 1e6,
+		.queued_ms = (double)(frame_now_ns() - w->job->enqueued_ns - (int64_t)h->run_ns) / 1e6,
+	};
+	if (reply.status == LUAPOOL_OK) {
+		reply.code = "ok";
+		reply.body = payload;
+		reply.body_len = h->length;
+	} else {
+		frame_split_error(payload, h->length, &reply.code, &reply.message, &reply.traceback);
+	}
+	if (h->flags & (FRAME_SOFT_STOP | FRAME_CACHE_HIT | FRAME_CACHE_MISS | FRAME_EXITING)) {
+		pthread_mutex_lock(&pool->lock);
+		pool->stats.soft_deadline_stops += !!(h->flags & FRAME_SOFT_STOP);
+		pool->stats.hard_deadline_stops += !!(h->flags & FRAME_EXITING);
+		pool->stats.cache_hits += !!(h->flags & FRAME_CACHE_HIT);
+		pool->stats.cache_misses += !!(h->flags & FRAME_CACHE_MISS);
+		pthread_mutex_unlock(&pool->lock);
+	}
+	w->backstop_ns = 0;
+	w->jobs_run++;
+	supervise_finish_job(pool, w, &reply);
+	int restored = supervise_restore_priority(w);
+	if (h->flags & FRAME_EXITING) {
+		w->state = WORKER_EXITING;
+		w->expected_exit = 1;
+		w->backstop_ns = frame_now_ns() + EXIT_TIMEOUT_NS;
+	} else if ((pool->opts.max_jobs_per_worker && w->jobs_run >= pool->opts.max_jobs_per_worker) ||
+	    (h->flags & FRAME_HEAP_HIGH) || !restored) {
+		if (h->flags & FRAME_HEAP_HIGH)
+			log_info("worker %d keeps a high heap: replacing it", (int)w->pid);
+		queue_count(pool, &pool->stats.recycles, 1);
+		supervise_stop(pool, w);
+	} else {
+		w->state = WORKER_IDLE;
+	}
+}
+
+static void
+handle_frame(struct luapool *pool, struct worker *w, const struct frame_header *h,
+    const char *payload)
+{
+	if (h->type == FRAME_READY && w->state == WORKER_STARTING) {
+		w->state = WORKER_IDLE;
+		w->backstop_ns = 0;
+		w->quick_failures = 0;
+		w->ready = 1;
+		if (h->length > 0 && h->length < sizeof(pool->engine_version)) {
+			pthread_mutex_lock(&pool->lock);
+			memcpy(pool->engine_version, payload, h->length + 1);
+			pthread_mutex_unlock(&pool->lock);
+		}
+		atomic_fetch_add(&pool->live, 1);
+		if (w->died_ns)
+			log_info("worker %d replaced %.2f ms after its predecessor died", (int)w->pid,
+			    (double)(frame_now_ns() - w->died_ns) / 1e6);
+		else
+			log_debug("worker %d ready in %.2f ms", (int)w->pid,
+			    (double)(frame_now_ns() - w->spawned_ns) / 1e6);
+		w->died_ns = 0;
+	} else if (h->type == FRAME_REPLY && w->state == WORKER_BUSY) {
+		handle_reply(pool, w, h, payload);
+	} else {
+		log_error("worker %d sent frame type %u in state %d", (int)w->pid, h->type, w->state);
+		kill(w->pid, SIGKILL);
+		supervise_stop(pool, w);
+	}
+}
+
+/* Consumes the complete frames in w->in. */
+static void
+process_input(struct luapool *pool, struct worker *w)
+{
+	size_t off = 0;
+	struct frame_header h;
+	while (w->fd != -1 && w->in.len - off >= sizeof(h)) {
+		memcpy(&h, w->in.data + off, sizeof(h));
+		if (h.length > w->in.limit - sizeof(h)) {
+			log_error("worker %d sent a %u-byte frame", (int)w->pid, h.length);
+			kill(w->pid, SIGKILL);
+			supervise_stop(pool, w);
+			return;
+		}
+		if (w->in.len - off - sizeof(h) < h.length)
+			break;
+		char *payload = w->in.data + off + sizeof(h);
+		char saved = payload[h.length];
+		payload[h.length] = '\0';	/* error payloads are strings */
+		handle_frame(pool, w, &h, payload);
+		payload[h.length] = saved;
+		off += sizeof(h) + h.length;
+	}
+	if (off > 0 && w->fd != -1) {
+		memmove(w->in.data, w->in.data + off, w->in.len - off);
+		w->in.len -= off;
+	}
+}
+
+void
+channel_read(struct luapool *pool, struct worker *w)
+{
+	for (;;) {
+		if (buffer_reserve(&w->in, 16384) == -1 && buffer_reserve(&w->in, 1) == -1) {
+			log_error("worker %d reply exceeds %zu bytes", (int)w->pid, w->in.limit);
+			kill(w->pid, SIGKILL);
+			supervise_stop(pool, w);
+			return;
+		}
+		size_t room = w->in.cap - w->in.len - 1;
+		ssize_t n = read(w->fd, w->in.data + w->in.len, room);
+		if (n > 0) {
+			w->in.len += (size_t)n;
+			process_input(pool, w);
+			/* A short read drained the socket: skip the read that
+			 * would only say EAGAIN (epoll is level-triggered). */
+			if (w->fd == -1 || (size_t)n < room)
+				return;
+			continue;
+		}
+		if (n == -1 && (errno == EAGAIN || errno == EINTR))
+			return;
+		/* EOF or error: the process is exiting; its pidfd tells when. */
+		poller_close_socket(pool, w);
+		if (w->state == WORKER_IDLE)
+			w->state = WORKER_EXITING;
+		if (!w->expected_exit && !w->job)
+			w->backstop_ns = frame_now_ns() + EXIT_TIMEOUT_NS;
+		return;
+	}
+}
+
+void
+channel_continue_send(struct luapool *pool, struct worker *w)
+{
+	struct job *job = w->job;
+	size_t total = sizeof(w->out) + job->payload_len;
+	while (w->sent < total) {
+		struct iovec iov[2];
+		int n = 0;
+		if (w->sent < sizeof(w->out))
+			iov[n++] = (struct iovec){ (char *)&w->out + w->sent, sizeof(w->out) - w->sent };
+		size_t poff = w->sent > sizeof(w->out) ? w->sent - sizeof(w->out) : 0;
+		if (job->payload_len > poff)
+			iov[n++] = (struct iovec){ job->payload + poff, job->payload_len - poff };
+		ssize_t k = writev(w->fd, iov, n);
+		if (k > 0) {
+			w->sent += (size_t)k;
+			continue;
+		}
+		if (k == -1 && errno == EINTR)
+			continue;
+		if (k == -1 && errno == EAGAIN) {
+			poller_watch(pool, w->fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP,
+			    poller_key(EVENT_SOCKET, w->index), EPOLL_CTL_MOD);
+			return;
+		}
+		/* The worker is gone; its pidfd will answer the job. */
+		return;
+	}
+	if (total > 65536)	/* only large jobs can have needed EPOLLOUT */
+		poller_watch(pool, w->fd, EPOLLIN | EPOLLRDHUP, poller_key(EVENT_SOCKET, w->index),
+		    EPOLL_CTL_MOD);
+}
+
+void
+channel_send_job(struct luapool *pool, struct worker *w, struct job *job)
+{
+	memset(&w->out, 0, sizeof(w->out));
+	w->out.type = job->frame_type;
+	w->out.length = (uint32_t)job->payload_len;
+	w->out.job_id = job->id;
+	w->out.enqueued_ns = job->enqueued_ns;
+	w->out.timeout_ms = job->timeout_ms;
+	w->out.chunk_len = job->chunk_len;
+	w->out.flags = job->flags;
+	w->job = job;
+	w->sent = 0;
+	w->state = WORKER_BUSY;
+	w->killed_for_deadline = 0;
+	w->backstop_ns = queue_job_deadline_ns(pool, job) + (int64_t)pool->opts.grace_ms * POOL_MS +
+	    BACKSTOP_MARGIN_NS;
+	w->demote_at_ns = frame_now_ns() + DEMOTE_AFTER_NS;
+	atomic_fetch_add(&pool->busy, 1);
+	channel_continue_send(pool, w);
+}
