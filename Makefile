@@ -162,12 +162,14 @@ example: $(BUILD)/example_hello
 # never part of all or check.  FUZZ_SECONDS bounds fuzz-run.
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
-FUZZ_SRC     := tests/vm/fuzz_decode.c tests/support/jsoncompare.c src/vm/vm_json_decode.c \
-                src/vm/vm_json.c tests/support/json.c src/common/buffer.c
+FUZZ_SRC     := tests/vm/fuzz_decode.c tests/support/jsoncompare.c tests/support/jsonpush.c \
+                tests/support/json.c src/vm/vm_json.c src/vm/vm_json_encode.c \
+                src/vm/vm_json_decode.c src/vm/vm_json_scan.c src/vm/vm_json_common.c \
+                src/vm/vm_json_path.c src/common/buffer.c
 
 fuzz: build/fuzz_decode
 
-build/fuzz_decode: $(FUZZ_SRC) src/vm/vm_json.h tests/support/json.h src/common/buffer.h
+build/fuzz_decode: $(FUZZ_SRC) $(wildcard src/vm/vm_json*.h tests/support/*.h) src/common/buffer.h
 	@mkdir -p build/fuzz-corpus
 	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE $(WARN) -O1 -g -fsanitize=fuzzer,address,undefined \
 	  -fno-sanitize-recover=all -Iinclude -Isrc -Itests $(LUA_CFLAGS) $(CJSON_CFLAGS) \

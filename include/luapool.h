@@ -169,6 +169,17 @@ typedef void luapool_callback(void *arg, const struct luapool_reply *reply);
 int luapool_submit_async(struct luapool *pool, const struct luapool_job *job,
     luapool_callback *done, void *arg, struct luapool_error *err);
 
+/* Why a worker was retired while alive (luapool_stats.recycles_by_reason). */
+enum luapool_recycle_reason {
+	LUAPOOL_RECYCLE_MAX_JOBS,	/* ran max_jobs_per_worker jobs */
+	LUAPOOL_RECYCLE_HEAP_HIGH,	/* heap over half the limit after a full GC */
+	LUAPOOL_RECYCLE_PRIORITY,	/* could not get its CPU priority back */
+	LUAPOOL_RECYCLE_BAD_LOAD,	/* LuaJIT refused bytecode the verifier passed */
+	LUAPOOL_RECYCLE_DAMAGED,	/* its Lua state no longer looked as built */
+	LUAPOOL_RECYCLE_MEMORY,		/* a request did not fit its heap */
+	LUAPOOL_RECYCLE_REASONS
+};
+
 struct luapool_stats {
 	unsigned workers_live, workers_busy, workers_idle, workers_target;
 	unsigned queued, queue_depth;
@@ -176,7 +187,11 @@ struct luapool_stats {
 	uint64_t soft_deadline_stops, hard_deadline_stops, backstop_kills;
 	uint64_t crashes, respawns, recycles;
 	uint64_t cache_hits, cache_misses;
+	uint64_t recycles_by_reason[LUAPOOL_RECYCLE_REASONS];	/* they add up to recycles */
 };
+
+/* "max_jobs", "heap_high" ... for a reason; "unknown" out of range. */
+const char *luapool_recycle_reason_name(enum luapool_recycle_reason reason);
 
 void luapool_stats(const struct luapool *pool, struct luapool_stats *out);
 

@@ -15,6 +15,7 @@
 #include "common/buffer.h"
 #include "luapool.h"
 #include "vm/vm.h"
+#include "vm/vm_request.h"
 
 struct workload {
 	const char *name;
@@ -143,7 +144,7 @@ run_in_process(struct vm *vm, const struct workload *w, int *failed)
 	for (int i = 0; i < w->jobs; i++) {
 		struct vm_request req = { .text = w->request, .len = strlen(w->request),
 			.allow_bytecode = 1, .max_timeout_ms = 60000 };
-		if (vm_load_request(vm, &req, &out) == 0)
+		if (vm_request_load(vm, &req, &out) == 0)
 			vm_run_loaded(vm, &out);
 		if (out.status != LUAPOOL_OK || strstr(out.body.data, w->expect) == NULL)
 			(*failed)++;

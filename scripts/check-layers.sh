@@ -45,13 +45,11 @@ for f in $(find src -name '*.[ch]'); do
 	fi
 done
 
-# Include graph between units (x.c and x.h are one unit).
+# Include graph between files.
 edges=$(mktemp)
 for f in $(find src -name '*.[ch]'); do
-	from=${f%.*}
-	for inc in $(sed -n 's/^#[[:space:]]*include[[:space:]]*"\([a-z_]*\/[a-z_]*\)\.h".*/\1/p' "$f"); do
-		to=src/$inc
-		[ "$to" = "$from" ] || echo "$from $to"
+	for inc in $(sed -n 's/^#[[:space:]]*include[[:space:]]*"\([a-z_]*\/[a-z_0-9]*\.h\)".*/\1/p' "$f"); do
+		echo "$f src/$inc"
 	done
 done | sort -u >"$edges"
 if ! tsort "$edges" >/dev/null 2>&1; then

@@ -27,6 +27,9 @@ enum frame_type { FRAME_READY = 1, FRAME_EXEC, FRAME_COMPILE, FRAME_REPLY };
 #define FRAME_CACHE_MISS	0x4u
 #define FRAME_EXITING		0x8u	/* hard stop: the worker exits after this reply */
 #define FRAME_HEAP_HIGH		0x10u	/* over half the heap limit even after a full GC */
+#define FRAME_REPLACE_BAD_LOAD	0x20u	/* LuaJIT refused verified bytecode: replace me */
+#define FRAME_REPLACE_DAMAGED	0x40u	/* my state no longer looks sound: replace me */
+#define FRAME_REPLACE_MEMORY	0x80u	/* a request hit the heap limit while loading */
 
 /* The fd a worker finds its socket on. */
 #define FRAME_WORKER_FD 3

@@ -1,6 +1,7 @@
 /*
- * status.c - the stable names of luapool statuses.  These strings are part
- * of the HTTP contract (problem `code`), so they never change.
+ * status.c - the stable names of luapool statuses and recycle reasons.
+ * These strings are part of the HTTP contract (problem `code`, metric
+ * labels), so they never change.
  */
 #include "luapool.h"
 
@@ -21,4 +22,19 @@ luapool_status_code(enum luapool_status status)
 	case LUAPOOL_E_SHUTDOWN: return "shutting_down";
 	}
 	return "internal_error";
+}
+
+const char *
+luapool_recycle_reason_name(enum luapool_recycle_reason reason)
+{
+	switch (reason) {
+	case LUAPOOL_RECYCLE_MAX_JOBS: return "max_jobs";
+	case LUAPOOL_RECYCLE_HEAP_HIGH: return "heap_high";
+	case LUAPOOL_RECYCLE_PRIORITY: return "priority";
+	case LUAPOOL_RECYCLE_BAD_LOAD: return "bad_load";
+	case LUAPOOL_RECYCLE_DAMAGED: return "damaged";
+	case LUAPOOL_RECYCLE_MEMORY: return "memory";
+	case LUAPOOL_RECYCLE_REASONS: break;
+	}
+	return "unknown";
 }

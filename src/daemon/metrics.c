@@ -237,6 +237,20 @@ append_deadline_stops(struct buffer *out, const struct luapool_stats *stats)
 }
 
 static int
+append_recycle_reasons(struct buffer *out, const struct luapool_stats *stats)
+{
+	if (append_family(out, "worker_replacements_total", "counter",
+	    "Worker processes retired while alive, by reason.") == -1)
+		return -1;
+	for (int r = 0; r < LUAPOOL_RECYCLE_REASONS; r++)
+		if (buffer_printf(out, "luapoold_worker_replacements_total{reason=\"%s\"} %llu\n",
+		    luapool_recycle_reason_name((enum luapool_recycle_reason)r),
+		    (unsigned long long)stats->recycles_by_reason[r]) == -1)
+			return -1;
+	return 0;
+}
+
+static int
 append_pool(struct buffer *out, const struct luapool_stats *stats)
 {
 	if (append_single(out, "queue_depth", "gauge",
@@ -251,8 +265,9 @@ append_pool(struct buffer *out, const struct luapool_stats *stats)
 	    append_single(out, "worker_respawns_total", "counter",
 	    "Worker processes started to replace one.", stats->respawns) == -1 ||
 	    append_single(out, "worker_recycles_total", "counter",
-	    "Worker processes retired after max_jobs_per_worker jobs or a high heap.",
+	    "Worker processes retired while alive (any reason).",
 	    stats->recycles) == -1 ||
+	    append_recycle_reasons(out, stats) == -1 ||
 	    append_single(out, "cache_hits_total", "counter",
 	    "Bytecode cache hits in the workers.", stats->cache_hits) == -1 ||
 	    append_single(out, "cache_misses_total", "counter",

@@ -1,34 +1,25 @@
 /*
- * scripts.c - the named script store: a sorted table of scripts in memory
- * and, when a directory is set, one file per script, replaced atomically
- * (temporary file, fsync, rename, fsync of the directory) so a crash leaves
- * either the old or the new chunk, never a torn one.
+ * scripts.c - the named script store: a sorted table of scripts in memory,
+ * the store's API, and its JSON descriptions.  When a directory is set,
+ * every change goes to its file first (scripts_dir.c) and a rescan replaces
+ * the table with what the directory holds.
  *
  * Two locks: `write_lock` serializes every change (file first, then the
  * table), `lock` guards the table only, so readers never wait for an fsync.
- * Never runs or parses Lua, and never deletes a file it did not name itself.
+ * Never runs or parses Lua, and never touches a file itself.
  */
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "common/log.h"
 #include "daemon/scripts.h"
-
-/* Files larger than this are not loaded from the directory. */
-#define SCRIPTS_FILE_MAX	(16u * 1024u * 1024u)
-
-#define SOURCE_SUFFIX		".lua"
-#define BYTECODE_SUFFIX		".luac"
+#include "daemon/scripts_dir.h"
 
 struct script {
 	char name[SCRIPTS_NAME_MAX + 1];
@@ -50,12 +41,6 @@ struct scripts {
 	char *dir;			/* NULL: memory only */
 	unsigned max_scripts;
 	struct script_table table;
-};
-
-/* A file of the directory that looks like a script. */
-struct candidate {
-	char name[SCRIPTS_NAME_MAX + 1];
-	int is_source;
 };
 
 static void set_error(char *err, size_t errlen, const char *fmt, ...)
@@ -210,175 +195,6 @@ scripts_valid_name(const char *name)
 	return 1;
 }
 
-static const char *
-suffix_of_kind(int is_source)
-{
-	return is_source ? SOURCE_SUFFIX : BYTECODE_SUFFIX;
-}
-
-static int
-format_path(char *path, size_t size, const char *dir, const char *name, const char *suffix)
-{
-	int n = snprintf(path, size, "%s/%s%s", dir, name, suffix);
-	if (n < 0 || (size_t)n >= size) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	return 0;
-}
-
-/* Files --------------------------------------------------------------- */
-
-static int
-write_all(int fd, const char *data, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, data, len);
-		if (n == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		data += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-/* Makes a rename or unlink in dir durable.  A failure is only logged: the
- * directory already holds the change, so memory must follow it. */
-static void
-sync_directory(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd == -1 || fsync(fd) == -1)
-		log_warn("cannot sync scripts directory %s: %s", dir, strerror(errno));
-	if (fd != -1)
-		close(fd);
-}
-
-/* Removes <dir>/<name><suffix>; a missing file is not an error. */
-static int
-remove_script_file(const char *dir, const char *name, int is_source)
-{
-	char path[PATH_MAX];
-
-	if (format_path(path, sizeof(path), dir, name, suffix_of_kind(is_source)) == -1)
-		return -1;
-	if (unlink(path) == -1 && errno != ENOENT) {
-		log_error("cannot remove %s: %s", path, strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
-/*
- * Writes the chunk to <dir>/<name>.lua or .luac through a temporary file in
- * the same directory, then removes the file of the other kind so a later
- * load cannot pick a stale one.  The file is private to the daemon's user
- * (mkstemp's mode 0600).
- */
-static int
-write_script_file(const char *dir, const struct script *script, char *err, size_t errlen)
-{
-	char temp[PATH_MAX], path[PATH_MAX];
-	int fd = -1;
-
-	temp[0] = '\0';
-	int n = snprintf(temp, sizeof(temp), "%s/.%s.tmp-XXXXXX", dir, script->name);
-	if (n < 0 || (size_t)n >= sizeof(temp) ||
-	    format_path(path, sizeof(path), dir, script->name,
-	    suffix_of_kind(script->is_source)) == -1) {
-		temp[0] = '\0';
-		errno = ENAMETOOLONG;
-		log_error("scripts directory path too long: %s", dir);
-		goto fail;
-	}
-	fd = mkostemp(temp, O_CLOEXEC);
-	if (fd == -1) {
-		log_error("cannot create a temporary file in %s: %s", dir, strerror(errno));
-		temp[0] = '\0';
-		goto fail;
-	}
-	if (write_all(fd, script->chunk, script->len) == -1 || fsync(fd) == -1) {
-		log_error("cannot write %s: %s", temp, strerror(errno));
-		goto fail;
-	}
-	int closed = close(fd);
-	fd = -1;
-	if (closed == -1) {
-		log_error("cannot write %s: %s", temp, strerror(errno));
-		goto fail;
-	}
-	if (rename(temp, path) == -1) {
-		log_error("cannot rename %s to %s: %s", temp, path, strerror(errno));
-		goto fail;
-	}
-	remove_script_file(dir, script->name, !script->is_source);
-	sync_directory(dir);
-	return 0;
-fail:
-	set_error(err, errlen, "cannot store the script: %s", strerror(errno));
-	if (fd != -1)
-		close(fd);
-	if (temp[0] != '\0')
-		unlink(temp);
-	return -1;
-}
-
-/* Reads a whole regular file of at most SCRIPTS_FILE_MAX bytes into a
- * NUL-terminated buffer the caller frees.  Logs why it could not. */
-static int
-read_script_file(const char *path, char **chunk, size_t *len, long long *mtime)
-{
-	char *data = NULL;
-	struct stat st;
-	size_t have = 0;
-
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd == -1 || fstat(fd, &st) == -1) {
-		log_warn("skipping %s: %s", path, strerror(errno));
-		goto fail;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		log_warn("skipping %s: not a regular file", path);
-		goto fail;
-	}
-	if (st.st_size > (off_t)SCRIPTS_FILE_MAX) {
-		log_warn("skipping %s: larger than %u bytes", path, SCRIPTS_FILE_MAX);
-		goto fail;
-	}
-	size_t size = (size_t)st.st_size;
-	data = malloc(size + 1);
-	if (data == NULL) {
-		log_warn("skipping %s: out of memory", path);
-		goto fail;
-	}
-	while (have < size) {
-		ssize_t n = read(fd, data + have, size - have);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1) {
-			log_warn("skipping %s: %s", path, strerror(errno));
-			goto fail;
-		}
-		if (n == 0)
-			break;
-		have += (size_t)n;
-	}
-	close(fd);
-	data[have] = '\0';
-	*chunk = data;
-	*len = have;
-	*mtime = (long long)st.st_mtime;
-	return 0;
-fail:
-	if (fd != -1)
-		close(fd);
-	free(data);
-	return -1;
-}
-
 /* The store ----------------------------------------------------------- */
 
 struct scripts *
@@ -472,8 +288,12 @@ scripts_put(struct scripts *s, const char *name, int is_source, const void *chun
 	locked = 1;
 	if (make_room_for(s, name, err, errlen) == -1)
 		goto fail;
-	if (s->dir != NULL && write_script_file(s->dir, script, err, errlen) == -1)
+	if (s->dir != NULL && scripts_dir_write(s->dir, script->name,
+	    script->is_source, script->chunk, script->len) == -1) {
+		set_error(err, errlen, "cannot store the script: %s",
+		    strerror(errno));
 		goto fail;
+	}
 	int replaced = replace_or_insert(s, script);
 	pthread_mutex_unlock(&s->write_lock);
 	if (created)
@@ -550,9 +370,9 @@ scripts_delete(struct scripts *s, const char *name)
 		return -1;
 	}
 	if (s->dir != NULL) {
-		remove_script_file(s->dir, name, 1);
-		remove_script_file(s->dir, name, 0);
-		sync_directory(s->dir);
+		scripts_dir_remove(s->dir, name, 1);
+		scripts_dir_remove(s->dir, name, 0);
+		scripts_dir_sync(s->dir);
 	}
 	remove_from_table(s, name);
 	pthread_mutex_unlock(&s->write_lock);
@@ -644,110 +464,9 @@ scripts_count(struct scripts *s)
 
 /* Loading the directory ---------------------------------------------- */
 
-static int
-has_suffix(const char *text, size_t len, const char *suffix)
-{
-	size_t n = strlen(suffix);
-	return len > n && memcmp(text + len - n, suffix, n) == 0;
-}
-
-/* Returns 1 if the directory entry is a script file (filling c), else 0,
- * having logged why it is skipped. */
-static int
-classify_entry(const char *file, struct candidate *c)
-{
-	size_t len = strlen(file), base;
-
-	if (strcmp(file, ".") == 0 || strcmp(file, "..") == 0)
-		return 0;
-	if (file[0] == '.') {
-		if (strstr(file, ".tmp-") != NULL)
-			log_info("skipping %s: temporary file of an unfinished write", file);
-		else
-			log_info("skipping %s: hidden file", file);
-		return 0;
-	}
-	if (has_suffix(file, len, BYTECODE_SUFFIX)) {
-		c->is_source = 0;
-		base = len - strlen(BYTECODE_SUFFIX);
-	} else if (has_suffix(file, len, SOURCE_SUFFIX)) {
-		c->is_source = 1;
-		base = len - strlen(SOURCE_SUFFIX);
-	} else {
-		log_info("skipping %s: not a .lua or .luac file", file);
-		return 0;
-	}
-	if (base > SCRIPTS_NAME_MAX) {
-		log_warn("skipping %s: invalid script name", file);
-		return 0;
-	}
-	memcpy(c->name, file, base);
-	c->name[base] = '\0';
-	if (!scripts_valid_name(c->name)) {
-		log_warn("skipping %s: invalid script name", file);
-		return 0;
-	}
-	return 1;
-}
-
-static int
-compare_candidates(const void *a, const void *b)
-{
-	const struct candidate *x = a, *y = b;
-	int order = strcmp(x->name, y->name);
-	if (order != 0)
-		return order;
-	return x->is_source - y->is_source;	/* bytecode first: it wins */
-}
-
-/* Collects the script files of dir, sorted by name, bytecode first. */
-static int
-list_candidates(const char *dir, struct candidate **out, unsigned *count)
-{
-	struct candidate *list = NULL;
-	unsigned n = 0, capacity = 0;
-	struct dirent *entry;
-
-	DIR *d = opendir(dir);
-	if (d == NULL) {
-		log_error("cannot read scripts directory %s: %s", dir, strerror(errno));
-		return -1;
-	}
-	for (errno = 0; (entry = readdir(d)) != NULL; errno = 0) {
-		struct candidate c;
-		if (!classify_entry(entry->d_name, &c))
-			continue;
-		if (n == capacity) {
-			unsigned grown = capacity ? capacity * 2 : 32;
-			struct candidate *bigger = realloc(list, grown * sizeof(*list));
-			if (bigger == NULL) {
-				errno = ENOMEM;
-				break;
-			}
-			list = bigger;
-			capacity = grown;
-		}
-		list[n++] = c;
-	}
-	if (errno != 0) {
-		log_error("cannot read scripts directory %s: %s", dir, strerror(errno));
-		goto fail;
-	}
-	closedir(d);
-	if (n > 0)
-		qsort(list, n, sizeof(*list), compare_candidates);
-	*out = list;
-	*count = n;
-	return 0;
-fail:
-	closedir(d);
-	free(list);
-	return -1;
-}
-
 /* Reads, validates and adds one file to `loaded`; logs when it does not. */
 static void
-load_candidate(const struct scripts *s, const struct candidate *c,
+load_candidate(const struct scripts *s, const struct scripts_dir_entry *c,
     struct script_table *loaded, scripts_validate_fn *validate, void *arg)
 {
 	char path[PATH_MAX], err[256];
@@ -755,11 +474,15 @@ load_candidate(const struct scripts *s, const struct candidate *c,
 	size_t len;
 	long long mtime;
 	unsigned index;
-	const char *suffix = suffix_of_kind(c->is_source);
+	const char *suffix = scripts_dir_suffix(c->is_source);
 
+	if (!scripts_valid_name(c->name)) {
+		log_warn("skipping %s%s: invalid script name", c->name, suffix);
+		return;
+	}
 	if (table_find(loaded, c->name, &index)) {
 		log_info("skipping %s%s: %s%s takes precedence", c->name, suffix,
-		    c->name, BYTECODE_SUFFIX);
+		    c->name, scripts_dir_suffix(0));
 		return;
 	}
 	if (loaded->count >= s->max_scripts) {
@@ -767,11 +490,12 @@ load_candidate(const struct scripts *s, const struct candidate *c,
 		    c->name, suffix, s->max_scripts);
 		return;
 	}
-	if (format_path(path, sizeof(path), s->dir, c->name, suffix) == -1) {
+	if (scripts_dir_path(path, sizeof(path), s->dir, c->name,
+	    c->is_source) == -1) {
 		log_warn("skipping %s%s: path too long", c->name, suffix);
 		return;
 	}
-	if (read_script_file(path, &chunk, &len, &mtime) == -1)
+	if (scripts_dir_read(path, &chunk, &len, &mtime) == -1)
 		return;
 	err[0] = '\0';
 	if (validate != NULL &&
@@ -797,13 +521,13 @@ int
 scripts_load_dir(struct scripts *s, scripts_validate_fn *validate, void *arg)
 {
 	struct script_table loaded = { 0 }, old;
-	struct candidate *candidates = NULL;
+	struct scripts_dir_entry *candidates = NULL;
 	unsigned count = 0;
 
 	if (s->dir == NULL)
 		return 0;
 	pthread_mutex_lock(&s->write_lock);
-	if (list_candidates(s->dir, &candidates, &count) == -1) {
+	if (scripts_dir_list(s->dir, &candidates, &count) == -1) {
 		pthread_mutex_unlock(&s->write_lock);
 		return -1;
 	}

@@ -1,13 +1,15 @@
 /*
- * http.c - libmicrohttpd glue for API v1: one request object per HTTP
- * request, routing, auth, body limits, problem responses, and the
- * suspend/resume dance with the pool.
+ * http.c - libmicrohttpd glue for API v1: start and stop, the event loop,
+ * connection accounting, one request object per HTTP request (its upload
+ * collected under the body limit), routing, auth, the access log and the
+ * drain.  The routes themselves are in http_exec.c, http_scripts.c and
+ * http_status.c; this file only dispatches to them and queues the answer
+ * they prepared.
  *
- * A request that needs a worker is submitted asynchronously and its
- * connection suspended; the pool's callback (on the dispatcher thread)
- * copies the answer into the request and resumes the connection, and the
- * next call of the access handler queues the response.  The request is
- * reference counted because both MHD and the pool hold it.
+ * A request that needs a worker is suspended by its route (http_exec.c) and
+ * resumed from the pool's completion callback; the next call of the access
+ * handler here then queues the response.  The request is reference counted
+ * because both MHD and the pool hold it.  Nothing here waits for a job.
  */
 #include <errno.h>
 #include <limits.h>
@@ -27,126 +29,17 @@
 
 #include <microhttpd.h>
 
-#include "common/base64.h"
 #include "common/buffer.h"
 #include "common/frame.h"
-#include "http/http.h"
-#include "daemon/jsonscan.h"
 #include "common/log.h"
 #include "daemon/metrics.h"
-#include "http/problem.h"
-
-struct http {
-	struct MHD_Daemon *daemon;
-	struct luapool *pool;
-	struct scripts *scripts;
-	struct http_options opts;
-	unsigned port;
-	pthread_mutex_t config_lock;	/* token and reloadable limits */
-	char *auth_token;
-	atomic_size_t max_body_bytes;
-	atomic_int access_log, metrics_auth, draining;
-	atomic_uint in_flight, connections;
-	char *info_json;
-	int epfd;			/* event-loop mode */
-	int signal_watched;
-	atomic_int activity;		/* a job was submitted or answered */
-};
+#include "http/http.h"
+#include "http/http_internal.h"
 
 enum { EVENT_MHD = 1, EVENT_POOL, EVENT_SIGNAL };
 #define LOOP_TICK_MS 250
-#define TIMEOUT_SCAN_MAX (16 * 1024)
 
-enum route_method { ROUTE_GET = 1, ROUTE_HEAD = 2, ROUTE_POST = 4, ROUTE_PUT = 8, ROUTE_DELETE = 16 };
-
-struct request {
-	atomic_int refs;
-	pthread_mutex_t lock;
-	struct http *http;
-	struct MHD_Connection *conn;
-	enum metrics_route route;
-	int method;
-	int allowed;			/* route_method bits */
-	int script_item;		/* /v1/scripts/{name} */
-	char name[SCRIPTS_NAME_MAX + 1];
-	char path[160];
-	struct buffer body;
-	int64_t start_ns;
-	/* The answer, once known. */
-	int prepared, done, suspended;
-	int status;
-	char *resp_body;
-	size_t resp_len;
-	const char *content_type;
-	const char *extra_header, *extra_value;
-	int close_connection;
-	int worker_pid;
-	/* PUT with source: store once the worker compiled it. */
-	char *pending_source;
-	size_t pending_source_len;
-};
-
-static void
-request_unref(struct request *r)
-{
-	if (atomic_fetch_sub(&r->refs, 1) != 1)
-		return;
-	buffer_free(&r->body);
-	free(r->resp_body);
-	free(r->pending_source);
-	pthread_mutex_destroy(&r->lock);
-	free(r);
-}
-
-static void
-prepare(struct request *r, int status, char *body, size_t len, const char *content_type)
-{
-	free(r->resp_body);
-	r->status = status;
-	r->resp_body = body;
-	r->resp_len = len;
-	r->content_type = content_type;
-	r->prepared = 1;
-}
-
-static void
-prepare_problem(struct request *r, const char *code, const char *detail, const char *traceback)
-{
-	size_t len = 0;
-	char *body = problem_body(code, detail, traceback, &len);
-	prepare(r, problem_status(code), body, len, "application/problem+json");
-	if (strcmp(code, "overloaded") == 0 || strcmp(code, "shutting_down") == 0) {
-		r->extra_header = MHD_HTTP_HEADER_RETRY_AFTER;
-		r->extra_value = "1";
-	} else if (strcmp(code, "unauthorized") == 0) {
-		r->extra_header = MHD_HTTP_HEADER_WWW_AUTHENTICATE;
-		r->extra_value = "Bearer realm=\"luapoold\"";
-	}
-}
-
-static void
-prepare_problemf(struct request *r, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-prepare_problemf(struct request *r, const char *code, const char *fmt, ...)
-{
-	char detail[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(detail, sizeof(detail), fmt, ap);
-	va_end(ap);
-	prepare_problem(r, code, detail, NULL);
-}
-
-static void
-prepare_json(struct request *r, int status, struct buffer *b)
-{
-	size_t len = 0;
-	char *body = buffer_steal(b, &len);
-	prepare(r, status, body, len, "application/json");
-}
-
+/* The prepared answer, queued on its connection (MHD frees the body). */
 static enum MHD_Result
 queue_prepared(struct request *r)
 {
@@ -238,7 +131,8 @@ prepare_not_allowed(struct request *r)
 	case ROUTE_GET | ROUTE_HEAD: allow = "GET, HEAD"; break;
 	default: allow = "GET, HEAD, PUT, POST, DELETE"; break;
 	}
-	prepare_problemf(r, "method_not_allowed", "%s does not take this method", r->path);
+	http_request_prepare_problemf(r, "method_not_allowed", "%s does not take this method",
+	    r->path);
 	r->extra_header = MHD_HTTP_HEADER_ALLOW;
 	r->extra_value = allow;
 }
@@ -279,318 +173,31 @@ authorized(struct http *http, struct request *r)
 	return ok;
 }
 
-/* Jobs ------------------------------------------------------------------- */
-
-static void
-take_reply(struct request *r, const struct luapool_reply *reply)
-{
-	r->worker_pid = reply->worker_pid;
-	if (reply->status == LUAPOOL_OK) {
-		char *body = malloc(reply->body_len + 1);
-		if (body == NULL) {
-			prepare_problem(r, "internal_error", "out of memory", NULL);
-			return;
-		}
-		memcpy(body, reply->body, reply->body_len);
-		prepare(r, 200, body, reply->body_len, "application/json");
-		return;
-	}
-	prepare_problem(r, reply->code ? reply->code : luapool_status_code(reply->status),
-	    reply->message, reply->traceback);
-}
-
-static void
-on_job_done(void *arg, const struct luapool_reply *reply)
-{
-	struct request *r = arg;
-	pthread_mutex_lock(&r->lock);
-	take_reply(r, reply);
-	r->done = 1;
-	int resume = r->suspended;
-	r->suspended = 0;
-	pthread_mutex_unlock(&r->lock);
-	if (resume)
-		MHD_resume_connection(r->conn);
-	atomic_store_explicit(&r->http->activity, 1, memory_order_relaxed);
-	request_unref(r);
-}
-
-static void
-prepare_submit_error(struct request *r, const struct luapool_error *err)
-{
-	const char *code = luapool_status_code(err->status);
-	prepare_problem(r, err->status == LUAPOOL_E_INVALID ? "invalid_request" : code,
-	    err->message, NULL);
-}
-
-/* The job's timeout as the pool should know it, so a queued job expires
- * at its deadline: the request's own timeout_ms, found without parsing
- * the context, or the default when it certainly has none.  0 leaves it to
- * the worker (unsure, or out of range: the worker explains). */
-static unsigned
-request_timeout_ms(struct request *r)
-{
-	if (r->body.len == 0)
-		return r->http->opts.default_timeout_ms;
-	/* Skipping a large context costs the event loop more than it saves
-	 * (a 66 KiB one: a quarter of its time); the worker still applies the
-	 * deadline, queued time included, when it takes the job. */
-	if (r->body.len > TIMEOUT_SCAN_MAX)
-		return 0;
-	r->body.data[r->body.len] = '\0';	/* the buffer keeps a spare byte */
-	unsigned long t = 0;
-	switch (jsonscan_timeout_ms(r->body.data, r->body.len, &t)) {
-	case JSONSCAN_FOUND:
-		return t >= 1 && t <= r->http->opts.max_timeout_ms ? (unsigned)t : 0;
-	case JSONSCAN_ABSENT:
-		return r->http->opts.default_timeout_ms;
-	default:
-		return 0;
-	}
-}
-
-/* Submits a job for this request and suspends its connection until the
- * answer comes; prepares an error response if the pool refuses. */
-static void
-submit_job(struct request *r, enum luapool_job_kind kind, const char *chunk, size_t chunk_len,
-    int chunk_is_source)
-{
-	struct luapool_job job = {
-		.kind = kind,
-		.request = r->body.len ? r->body.data : "{}",
-		.request_len = r->body.len ? r->body.len : 2,
-		.chunk = chunk, .chunk_len = chunk_len, .chunk_is_source = chunk_is_source,
-		.timeout_ms = kind == LUAPOOL_JOB_EXEC ? request_timeout_ms(r) : 0,
-	};
-	struct luapool_error err;
-	atomic_fetch_add(&r->refs, 1);
-	if (luapool_submit_async(r->http->pool, &job, on_job_done, r, &err) == -1) {
-		atomic_fetch_sub(&r->refs, 1);
-		prepare_submit_error(r, &err);
-		return;
-	}
-	atomic_store_explicit(&r->http->activity, 1, memory_order_relaxed);
-	pthread_mutex_lock(&r->lock);
-	if (!r->done) {
-		MHD_suspend_connection(r->conn);
-		r->suspended = 1;
-	}
-	pthread_mutex_unlock(&r->lock);
-}
-
-/* Handlers --------------------------------------------------------------- */
-
-static void
-handle_info(struct request *r)
-{
-	struct buffer b;
-	buffer_init(&b, 0);
-	char engine[64];
-	luapool_engine_version(r->http->pool, engine, sizeof(engine));
-	struct luapool_stats st;
-	luapool_stats(r->http->pool, &st);
-	pthread_mutex_lock(&r->http->config_lock);
-	int auth = r->http->auth_token != NULL;
-	pthread_mutex_unlock(&r->http->config_lock);
-	buffer_printf(&b, "{\"name\":\"luapoold\",\"version\":\"%s\",\"engine\":\"%s\","
-	    "\"workers\":{\"target\":%u,\"live\":%u,\"busy\":%u},\"queue_depth\":%u,"
-	    "\"limits\":{\"max_body_bytes\":%zu,\"max_timeout_ms\":%u,\"max_connections\":%u},"
-	    "\"auth\":%s,\"allow_bytecode\":%s,\"extra\":%s}",
-	    LUAPOOL_VERSION, engine, st.workers_target, st.workers_live, st.workers_busy,
-	    st.queue_depth, atomic_load(&r->http->max_body_bytes), r->http->opts.max_timeout_ms,
-	    r->http->opts.max_connections, auth ? "true" : "false",
-	    r->http->opts.allow_bytecode ? "true" : "false",
-	    r->http->info_json ? r->http->info_json : "{}");
-	prepare_json(r, 200, &b);
-}
-
-static void
-handle_metrics(struct request *r)
-{
-	struct buffer b;
-	buffer_init(&b, 0);
-	struct luapool_stats st;
-	luapool_stats(r->http->pool, &st);
-	metrics_render(&b, &st, atomic_load(&r->http->connections),
-	    scripts_count(r->http->scripts));
-	size_t len = 0;
-	char *body = buffer_steal(&b, &len);
-	prepare(r, 200, body, len, "text/plain; version=0.0.4; charset=utf-8");
-}
-
-static void
-handle_healthz(struct request *r)
-{
-	struct buffer b;
-	buffer_init(&b, 0);
-	if (atomic_load(&r->http->draining)) {
-		prepare_problem(r, "shutting_down", "draining before shutdown", NULL);
-		return;
-	}
-	unsigned live = luapool_active_workers(r->http->pool);
-	if (live == 0) {
-		prepare_problem(r, "overloaded", "no worker is running; the pool is starting them",
-		    NULL);
-		return;
-	}
-	buffer_printf(&b, "{\"status\":\"ok\",\"workers\":%u}", live);
-	prepare_json(r, 200, &b);
-}
-
-/* Stores the script; answers 201 (new) or 200 with its description. */
-static void
-store_script(struct request *r, int is_source, const void *chunk, size_t len)
-{
-	char err[256];
-	int created = 0;
-	if (scripts_put(r->http->scripts, r->name, is_source, chunk, len, &created, err,
-	    sizeof(err)) == -1) {
-		prepare_problem(r, "invalid_request", err, NULL);
-		return;
-	}
-	struct buffer b;
-	buffer_init(&b, 0);
-	scripts_describe(r->http->scripts, r->name, &b);
-	prepare_json(r, created ? 201 : 200, &b);
-}
-
-/* PUT /v1/scripts/{name}: {"source": text} or {"bytecode": base64}. */
-static void
-handle_script_put(struct request *r)
-{
-	cJSON *root = cJSON_ParseWithLength(r->body.data ? r->body.data : "", r->body.len);
-	if (root == NULL) {
-		prepare_problem(r, "invalid_json", "the body must be a JSON object", NULL);
-		return;
-	}
-	const cJSON *src = cJSON_GetObjectItemCaseSensitive(root, "source");
-	const cJSON *bc = cJSON_GetObjectItemCaseSensitive(root, "bytecode");
-	if (cJSON_IsString(src) && bc == NULL) {
-		/* Compile in a worker first; store on success (finish_script_put). */
-		r->pending_source = strdup(src->valuestring);
-		r->pending_source_len = strlen(src->valuestring);
-		cJSON_Delete(root);
-		submit_job(r, LUAPOOL_JOB_COMPILE, r->pending_source, r->pending_source_len, 1);
-		return;
-	}
-	if (!cJSON_IsString(bc) || src != NULL) {
-		cJSON_Delete(root);
-		prepare_problem(r, "invalid_request",
-		    "give either \"source\" (text) or \"bytecode\" (base64)", NULL);
-		return;
-	}
-	if (!r->http->opts.allow_bytecode) {
-		cJSON_Delete(root);
-		prepare_problem(r, "invalid_request", "bytecode is disabled on this server", NULL);
-		return;
-	}
-	size_t len = strlen(bc->valuestring);
-	unsigned char *chunk = malloc(base64_decoded_max(len) + 1);
-	long n = chunk ? base64_decode(bc->valuestring, len, chunk) : -1;
-	cJSON_Delete(root);
-	if (n < 0) {
-		prepare_problem(r, "invalid_base64", "\"bytecode\" is not valid base64", NULL);
-	} else if (n < 4 || memcmp(chunk, "\033LJ", 3) != 0) {
-		prepare_problem(r, "invalid_bytecode", "not LuaJIT bytecode", NULL);
-	} else {
-		store_script(r, 0, chunk, (size_t)n);
-	}
-	free(chunk);
-}
-
-/* After the compile job of a PUT with source came back. */
-static void
-finish_script_put(struct request *r)
-{
-	char *source = r->pending_source;
-	r->pending_source = NULL;
-	if (r->status == 200)
-		store_script(r, 1, source, r->pending_source_len);
-	free(source);
-}
-
-static void
-handle_script_run(struct request *r)
-{
-	int is_source;
-	char *chunk;
-	size_t len;
-	if (scripts_get(r->http->scripts, r->name, &is_source, &chunk, &len) == -1) {
-		prepare_problemf(r, "unknown_script", "no script named \"%s\"", r->name);
-		return;
-	}
-	submit_job(r, LUAPOOL_JOB_EXEC, chunk, len, is_source);
-	free(chunk);
-}
-
-static void
-handle_script_item(struct request *r)
-{
-	struct buffer b;
-	if (!scripts_valid_name(r->name)) {
-		prepare_problemf(r, "invalid_request", "script names are 1 to %d characters of "
-		    "A-Z a-z 0-9 _ . - and do not start with '.'", SCRIPTS_NAME_MAX);
-		return;
-	}
-	switch (r->method) {
-	case ROUTE_PUT:
-		handle_script_put(r);
-		return;
-	case ROUTE_POST:
-		handle_script_run(r);
-		return;
-	case ROUTE_DELETE:
-		if (scripts_delete(r->http->scripts, r->name) == -1)
-			prepare_problemf(r, "unknown_script", "no script named \"%s\"", r->name);
-		else
-			prepare(r, 204, NULL, 0, "application/json");
-		return;
-	default:
-		buffer_init(&b, 0);
-		if (scripts_describe(r->http->scripts, r->name, &b) == -1) {
-			buffer_free(&b);
-			prepare_problemf(r, "unknown_script", "no script named \"%s\"", r->name);
-		} else {
-			prepare_json(r, 200, &b);
-		}
-	}
-}
+/* Dispatch --------------------------------------------------------------- */
 
 static void
 handle_request(struct request *r)
 {
-	struct buffer b;
 	switch (r->route) {
 	case METRICS_ROUTE_EXEC:
 	case METRICS_ROUTE_COMPILE:
-		if (r->body.len == 0) {
-			prepare_problem(r, "invalid_json", "the request body is empty", NULL);
-			return;
-		}
-		submit_job(r, r->route == METRICS_ROUTE_EXEC ? LUAPOOL_JOB_EXEC :
-		    LUAPOOL_JOB_COMPILE, NULL, 0, 0);
+		http_exec_handle(r);
 		return;
 	case METRICS_ROUTE_HEALTHZ:
-		handle_healthz(r);
+		http_status_healthz(r);
 		return;
 	case METRICS_ROUTE_INFO:
-		handle_info(r);
+		http_status_info(r);
 		return;
 	case METRICS_ROUTE_METRICS:
-		handle_metrics(r);
+		http_status_metrics(r);
 		return;
 	case METRICS_ROUTE_SCRIPTS:
 	case METRICS_ROUTE_SCRIPT_RUN:
-		if (r->script_item) {
-			handle_script_item(r);
-			return;
-		}
-		buffer_init(&b, 0);
-		scripts_list(r->http->scripts, &b);
-		prepare_json(r, 200, &b);
+		http_scripts_handle(r);
 		return;
 	default:
-		prepare_problemf(r, "not_found", "no resource at %s", r->path);
+		http_request_prepare_problemf(r, "not_found", "no resource at %s", r->path);
 	}
 }
 
@@ -620,7 +227,7 @@ static void
 check_headers(struct http *http, struct request *r)
 {
 	if (r->route == METRICS_ROUTE_OTHER) {
-		prepare_problemf(r, "not_found", "no resource at %s", r->path);
+		http_request_prepare_problemf(r, "not_found", "no resource at %s", r->path);
 		return;
 	}
 	if (!(r->allowed & r->method)) {
@@ -628,20 +235,21 @@ check_headers(struct http *http, struct request *r)
 		return;
 	}
 	if (!authorized(http, r)) {
-		prepare_problem(r, "unauthorized", "send Authorization: Bearer <token>", NULL);
+		http_request_prepare_problem(r, "unauthorized",
+		    "send Authorization: Bearer <token>", NULL);
 		return;
 	}
 	if (atomic_load(&http->draining) && r->route != METRICS_ROUTE_HEALTHZ &&
 	    r->route != METRICS_ROUTE_METRICS) {
-		prepare_problem(r, "shutting_down", "the server is draining", NULL);
+		http_request_prepare_problem(r, "shutting_down", "the server is draining", NULL);
 		r->close_connection = 1;
 		return;
 	}
 	const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
 	    MHD_HTTP_HEADER_CONTENT_LENGTH);
 	if (cl && strtoull(cl, NULL, 10) > r->body.limit)
-		prepare_problemf(r, "payload_too_large", "the body is larger than %zu bytes",
-		    r->body.limit);
+		http_request_prepare_problemf(r, "payload_too_large",
+		    "the body is larger than %zu bytes", r->body.limit);
 }
 
 static enum MHD_Result
@@ -669,8 +277,8 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 		 * ends (the client would get no answer at all), so the rest is
 		 * dropped as it comes and the 413 goes out after the last chunk. */
 		if (!r->prepared && buffer_append(&r->body, upload_data, *upload_data_size) == -1) {
-			prepare_problemf(r, "payload_too_large", "the body is larger than %zu bytes",
-			    r->body.limit);
+			http_request_prepare_problemf(r, "payload_too_large",
+			    "the body is larger than %zu bytes", r->body.limit);
 			r->close_connection = 1;
 		}
 		*upload_data_size = 0;
@@ -687,7 +295,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 	if (!ready)
 		return MHD_YES;		/* suspended until the job is answered */
 	if (r->pending_source)
-		finish_script_put(r);
+		http_scripts_finish_put(r);
 	return queue_prepared(r);
 }
 
@@ -710,7 +318,7 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		    seconds * 1e3, r->worker_pid, r->body.len, r->resp_len,
 		    toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
 	atomic_fetch_sub(&http->in_flight, 1);
-	request_unref(r);
+	http_request_unref(r);
 }
 
 static void

@@ -1,8 +1,9 @@
 /*
  * http.h - the HTTP front end of luapoold: libmicrohttpd, routing, auth,
- * limits and responses for API v1 (DESIGN §4).  The only unit that
- * includes microhttpd.h.  No HTTP thread ever waits for a job: the
- * connection is suspended and resumed from the pool's completion callback.
+ * limits and responses for API v1 (DESIGN §4).  Only src/http/ includes
+ * microhttpd.h, and this is its only public header.  No HTTP thread ever
+ * waits for a job: the connection is suspended and resumed from the pool's
+ * completion callback.
  */
 #ifndef HTTP_H
 #define HTTP_H
@@ -11,25 +12,7 @@
 
 #include "luapool.h"
 #include "daemon/scripts.h"
-
-struct http_options {
-	const char *host;		/* "" or NULL: all interfaces */
-	unsigned port;			/* 0: any free port */
-	size_t max_body_bytes;
-	unsigned max_timeout_ms;
-	unsigned default_timeout_ms;
-	unsigned max_connections;
-	unsigned connection_timeout_s;
-	unsigned threads;		/* 0: one event loop in the caller's thread, which
-					 * must own the pool (external_dispatch); N: N
-					 * libmicrohttpd threads */
-	const char *auth_token;		/* NULL: no auth */
-	int metrics_auth;
-	int access_log;
-	int allow_bytecode;
-	const char *tls_cert_pem, *tls_key_pem;	/* both or neither */
-	const char *info_json;		/* extra fields for /v1/info, an object */
-};
+#include "http/http_options.h"
 
 struct http;
 

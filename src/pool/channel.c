@@ -32,6 +32,28 @@
  * stops them, take little from the others. */
 #define DEMOTE_AFTER_NS		(10 * POOL_MS)
 
+/* Why the worker that sent these reply flags must not serve again, or -1.
+ * A worker asking to be replaced is believed: the worst it can do is cost
+ * itself a respawn. */
+static int
+recycle_reason(const struct luapool *pool, const struct worker *w, uint32_t flags,
+    int restored)
+{
+	if (flags & FRAME_REPLACE_DAMAGED)
+		return LUAPOOL_RECYCLE_DAMAGED;
+	if (flags & FRAME_REPLACE_BAD_LOAD)
+		return LUAPOOL_RECYCLE_BAD_LOAD;
+	if (flags & FRAME_REPLACE_MEMORY)
+		return LUAPOOL_RECYCLE_MEMORY;
+	if (flags & FRAME_HEAP_HIGH)
+		return LUAPOOL_RECYCLE_HEAP_HIGH;
+	if (!restored)
+		return LUAPOOL_RECYCLE_PRIORITY;
+	if (pool->opts.max_jobs_per_worker && w->jobs_run >= pool->opts.max_jobs_per_worker)
+		return LUAPOOL_RECYCLE_MAX_JOBS;
+	return -1;
+}
+
 static void
 handle_reply(struct luapool *pool, struct worker *w, const struct frame_header *h,
     const char *payload)
@@ -68,15 +90,19 @@ handle_reply(struct luapool *pool, struct worker *w, const struct frame_header *
 	w->jobs_run++;
 	supervise_finish_job(pool, w, &reply);
 	int restored = supervise_restore_priority(w);
+	int reason = recycle_reason(pool, w, h->flags, restored);
 	if (h->flags & FRAME_EXITING) {
 		w->state = WORKER_EXITING;
 		w->expected_exit = 1;
 		w->backstop_ns = frame_now_ns() + EXIT_TIMEOUT_NS;
-	} else if ((pool->opts.max_jobs_per_worker && w->jobs_run >= pool->opts.max_jobs_per_worker) ||
-	    (h->flags & FRAME_HEAP_HIGH) || !restored) {
-		if (h->flags & FRAME_HEAP_HIGH)
-			log_info("worker %d keeps a high heap: replacing it", (int)w->pid);
-		queue_count(pool, &pool->stats.recycles, 1);
+	} else if (reason >= 0) {
+		if (reason != LUAPOOL_RECYCLE_MAX_JOBS)
+			log_info("replacing worker %d: %s", (int)w->pid,
+			    luapool_recycle_reason_name((enum luapool_recycle_reason)reason));
+		pthread_mutex_lock(&pool->lock);
+		pool->stats.recycles++;
+		pool->stats.recycles_by_reason[reason]++;
+		pthread_mutex_unlock(&pool->lock);
 		supervise_stop(pool, w);
 	} else {
 		w->state = WORKER_IDLE;

@@ -3,14 +3,12 @@
  * limit, the sandbox and the fresh per-job environment (DESIGN §3), the
  * bytecode cache, running a job and compiling source.
  *
- * vm*.c are the only files that include the Lua headers.
+ * Only files in src/vm/ include the Lua headers; this header does not.
  */
 #ifndef VM_H
 #define VM_H
 
 #include <stddef.h>
-
-#include <cjson/cJSON.h>
 
 #include "common/buffer.h"
 #include "luapool.h"
@@ -45,6 +43,14 @@ struct vm_request {
 	unsigned timeout_ms;		/* out: the request's timeout_ms, 0 if none */
 };
 
+/* Why a worker must not serve another job after this one. */
+enum vm_replace {
+	VM_REPLACE_NO = 0,
+	VM_REPLACE_BAD_LOAD,	/* LuaJIT refused bytecode the verifier passed */
+	VM_REPLACE_DAMAGED,	/* the state no longer looks as built */
+	VM_REPLACE_MEMORY	/* the request or job hit the heap limit while loading */
+};
+
 struct vm_outcome {
 	enum luapool_status status;
 	const char *code;		/* stable problem code */
@@ -53,6 +59,7 @@ struct vm_outcome {
 	struct buffer traceback;	/* script errors */
 	int cache_hit, cache_miss, soft_stopped;
 	int heap_high;			/* over half the limit after a full GC */
+	enum vm_replace replace;
 };
 
 struct vm *vm_new(const struct vm_limits *limits, char *err, size_t errlen);
@@ -63,14 +70,7 @@ void vm_free(struct vm *vm);
  * Async-signal-safe; the hook stays until the job ends. */
 void vm_interrupt(struct vm *vm);
 
-/*
- * Decodes and checks a request; its context stays in the VM for the next
- * vm_run_loaded.  Returns 0, or -1 with the outcome set (invalid_json,
- * invalid_request, invalid_base64, invalid_bytecode ...).  The request's
- * text and chunk must stay valid until the run.
- */
-int vm_load_request(struct vm *vm, struct vm_request *request, struct vm_outcome *outcome);
-/* Runs (or compiles) what vm_load_request loaded. */
+/* Runs (or compiles) what vm_request_load (vm_request.h) loaded. */
 int vm_run_loaded(struct vm *vm, struct vm_outcome *outcome);
 
 /* outcome->body and ->traceback must be initialized buffers; they are
@@ -80,6 +80,10 @@ int vm_run(struct vm *vm, const struct vm_job *job, struct vm_outcome *outcome);
 /* Compiles source; body is {"bytecode": base64, "size": n}. */
 int vm_compile(struct vm *vm, const char *source, size_t len, const char *name,
     struct vm_outcome *outcome);
+
+/* Ends a job: clears the stack, hook and what the job left in the state;
+ * collects garbage if asked or if the heap is over half its limit. */
+void vm_end_job(struct vm *vm, int collect);
 
 /* "LuaJIT 2.1.0-beta3" */
 const char *vm_version(void);

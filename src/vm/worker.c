@@ -20,6 +20,7 @@
 
 #include "common/frame.h"
 #include "common/log.h"
+#include "vm/vm_request.h"
 #include "vm/worker.h"
 
 static struct vm *deadline_vm;
@@ -117,7 +118,7 @@ run_job(struct vm *vm, const struct frame_header *h, const char *payload,
 		.allow_bytecode = opts->allow_bytecode,
 		.max_timeout_ms = opts->max_timeout_ms,
 	};
-	if (vm_load_request(vm, &req, out) == -1)
+	if (vm_request_load(vm, &req, out) == -1)
 		return;
 	int64_t deadline = job_deadline(h, &req, opts);
 	if (deadline <= frame_now_ns()) {
@@ -145,7 +146,10 @@ send_reply(const struct frame_header *request, const struct vm_outcome *out, int
 	};
 	h.flags = (out->soft_stopped ? FRAME_SOFT_STOP : 0) |
 	    (out->cache_hit ? FRAME_CACHE_HIT : 0) | (out->cache_miss ? FRAME_CACHE_MISS : 0) |
-	    (out->heap_high ? FRAME_HEAP_HIGH : 0);
+	    (out->heap_high ? FRAME_HEAP_HIGH : 0) |
+	    (out->replace == VM_REPLACE_BAD_LOAD ? FRAME_REPLACE_BAD_LOAD : 0) |
+	    (out->replace == VM_REPLACE_DAMAGED ? FRAME_REPLACE_DAMAGED : 0) |
+	    (out->replace == VM_REPLACE_MEMORY ? FRAME_REPLACE_MEMORY : 0);
 	if (out->status == LUAPOOL_OK)
 		return frame_send(FRAME_WORKER_FD, &h, out->body.data, out->body.len);
 	/* code \0 message \0 traceback */

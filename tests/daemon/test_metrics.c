@@ -119,7 +119,8 @@ START_TEST(render_should_print_help_and_type_of_every_family_without_requests)
 		"queue_depth gauge", "queue_capacity gauge", "workers gauge",
 		"jobs_total counter", "deadline_stops_total counter",
 		"worker_crashes_total counter", "worker_respawns_total counter",
-		"worker_recycles_total counter", "cache_hits_total counter",
+		"worker_recycles_total counter", "worker_replacements_total counter",
+		"cache_hits_total counter",
 		"cache_misses_total counter", "connections gauge", "scripts gauge",
 	};
 	char line[128];
@@ -238,6 +239,8 @@ fill_stats(struct luapool_stats *stats)
 	stats->crashes = 21;
 	stats->respawns = 22;
 	stats->recycles = 23;
+	for (int r = 0; r < LUAPOOL_RECYCLE_REASONS; r++)
+		stats->recycles_by_reason[r] = 40u + (unsigned)r;
 	stats->cache_hits = 31;
 	stats->cache_misses = 32;
 }
@@ -269,6 +272,11 @@ START_TEST(render_should_print_the_pool_stats)
 	assert_series(text, "luapoold_worker_crashes_total", 21);
 	assert_series(text, "luapoold_worker_respawns_total", 22);
 	assert_series(text, "luapoold_worker_recycles_total", 23);
+	assert_series(text, "luapoold_worker_replacements_total{reason=\"max_jobs\"}", 40);
+	assert_series(text, "luapoold_worker_replacements_total{reason=\"bad_load\"}",
+	    40 + LUAPOOL_RECYCLE_BAD_LOAD);
+	assert_series(text, "luapoold_worker_replacements_total{reason=\"damaged\"}",
+	    40 + LUAPOOL_RECYCLE_DAMAGED);
 	assert_series(text, "luapoold_cache_hits_total", 31);
 	assert_series(text, "luapoold_cache_misses_total", 32);
 	assert_series(text, "luapoold_connections", 9);
@@ -504,7 +512,7 @@ START_TEST(render_should_produce_valid_exposition_lines)
 		ck_assert_msg(families.list[i].helped && families.list[i].type[0] != '\0',
 		    "%s needs HELP and TYPE", families.list[i].name);
 	}
-	ck_assert_int_eq(families.count, 14);
+	ck_assert_int_eq(families.count, 15);
 	free(text);
 }
 END_TEST

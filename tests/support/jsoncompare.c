@@ -1,8 +1,8 @@
 /*
  * jsoncompare.c - the differential oracle of the decoder tests: compares
- * vm_json_decode with json_parse + vm_json_push on a text, allowing only
- * the differences src/vm_json_decode.c documents (see jsoncompare.h).
- * Used by tests/test_decode.c and the libFuzzer harness tests/fuzz_decode.c.
+ * vm_json_decode with json_parse + jsonpush_tree on a text, allowing only
+ * the differences src/vm/vm_json_decode.c documents (see jsoncompare.h).
+ * Used by tests/vm/test_decode.c and the libFuzzer harness tests/vm/fuzz_decode.c.
  */
 #include <math.h>
 #include <stdio.h>
@@ -14,7 +14,8 @@
 
 #include "support/json.h"
 #include "support/jsoncompare.h"
-#include "vm/vm_json.h"
+#include "support/jsonpush.h"
+#include "vm/vm_json_decode.h"
 
 
 
@@ -241,7 +242,7 @@ jsoncompare_paths(lua_State *L, const char *text, size_t len, unsigned max_depth
 	char err_tree[256] = "", err_direct[256] = "";
 	int top = lua_gettop(L), rc = 0;
 	cJSON *tree = json_parse(text, len, max_depth, err_tree, sizeof(err_tree));
-	int tree_ok = tree != NULL && vm_json_push(L, tree, "value", max_depth,
+	int tree_ok = tree != NULL && jsonpush_tree(L, tree, "value", max_depth,
 	    err_tree, sizeof(err_tree)) == 0;
 	int direct_ok = vm_json_decode(L, text, len, max_depth, err_direct,
 	    sizeof(err_direct)) == 0;

@@ -1,8 +1,8 @@
 /*
  * jsoncompare.h - the decoder's differential oracle for tests: runs
- * json_parse + vm_json_push (the tree path) and vm_json_decode on the same
+ * json_parse + jsonpush_tree (the tree path) and vm_json_decode on the same
  * text and says whether they agree.  They may differ only as documented
- * in src/vm_json_decode.c: the decoder may refuse, for a documented
+ * in src/vm/vm_json_decode.c: the decoder may refuse, for a documented
  * reason, what cJSON accepts, and keeps \u0000 as a NUL byte where the
  * tree path cuts the string.
  */

@@ -1,11 +1,11 @@
 /*
  * fuzz_decode.c - libFuzzer harness: vm_json_decode against json_parse +
- * vm_json_push on every input, at a small depth limit and at none.  Aborts
+ * jsonpush_tree on every input, at a small depth limit and at none.  Aborts
  * when the decoder accepts what json_parse refuses, refuses what it accepts
- * for a reason src/vm_json_decode.c does not document, or gives another
+ * for a reason src/vm/vm_json_decode.c does not document, or gives another
  * value (numbers bit for bit; a string may hold \u0000 where the tree path
  * cut it).  Built by `make fuzz` with clang, never by `make all`/`check`;
- * tests/test_decode.c runs the same check on seeded random documents.
+ * tests/vm/test_decode.c runs the same check on seeded random documents.
  */
 #include <limits.h>
 #include <math.h>

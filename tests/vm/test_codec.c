@@ -18,7 +18,9 @@
 #include "common/buffer.h"
 #include "support/json.h"
 #include "support/jsongen.h"
+#include "support/jsonpush.h"
 #include "vm/vm_json.h"
+#include "vm/vm_json_encode.h"
 
 #define MAX_DEPTH	256
 
@@ -125,7 +127,7 @@ assert_encode_fails(const char *chunk, const char *message)
 }
 
 /*
- * json_parse -> vm_json_push -> vm_json_encode -> json_parse, and the two
+ * json_parse -> jsonpush_tree -> vm_json_encode -> json_parse, and the two
  * trees must be equal.  Returns the encoded text (caller frees).
  */
 static char *
@@ -137,7 +139,7 @@ round_trip_in(lua_State *L, const char *json, size_t len)
 
 	cJSON *first = json_parse(json, len, MAX_DEPTH, err, sizeof(err));
 	ck_assert_msg(first != NULL, "%s: %s", json, err);
-	ck_assert_msg(vm_json_push(L, first, "context", MAX_DEPTH, err, sizeof(err)) == 0,
+	ck_assert_msg(jsonpush_tree(L, first, "context", MAX_DEPTH, err, sizeof(err)) == 0,
 	    "%s", err);
 	ck_assert_int_eq(lua_gettop(L), top + 1);
 	buffer_init(&out, 0);
@@ -481,7 +483,7 @@ START_TEST(push_should_convert_every_json_type)
 	cJSON *tree = json_parse(json, strlen(json), MAX_DEPTH, err, sizeof(err));
 
 	ck_assert_ptr_nonnull(tree);
-	ck_assert_int_eq(vm_json_push(L, tree, "context", MAX_DEPTH, err, sizeof(err)), 0);
+	ck_assert_int_eq(jsonpush_tree(L, tree, "context", MAX_DEPTH, err, sizeof(err)), 0);
 	ck_assert_int_eq(lua_gettop(L), 1);
 	lua_setglobal(L, "v");
 	run_lua(L, "assert(v.s == 'x' and v.n == 1.5 and v.i == -7)\n"
@@ -513,10 +515,10 @@ START_TEST(push_should_name_the_path_when_too_deep)
 	cJSON *tree = json_parse(json, strlen(json), MAX_DEPTH, err, sizeof(err));
 
 	lua_pushinteger(L, 1);
-	ck_assert_int_eq(vm_json_push(L, tree, "context", 2, err, sizeof(err)), -1);
+	ck_assert_int_eq(jsonpush_tree(L, tree, "context", 2, err, sizeof(err)), -1);
 	ck_assert_str_eq(err, "context.a[2]: nesting deeper than 2");
 	ck_assert_int_eq(lua_gettop(L), 1);
-	ck_assert_int_eq(vm_json_push(L, tree, "context", 3, err, sizeof(err)), 0);
+	ck_assert_int_eq(jsonpush_tree(L, tree, "context", 3, err, sizeof(err)), 0);
 	ck_assert_int_eq(lua_gettop(L), 2);
 	cJSON_Delete(tree);
 	lua_close(L);
@@ -535,7 +537,7 @@ START_TEST(push_should_refuse_trees_deeper_than_the_limit_without_parsing)
 		cJSON_AddItemToArray(inner, next);
 		inner = cJSON_AddArrayToObject(next, "k");
 	}
-	ck_assert_int_eq(vm_json_push(L, root, "context", MAX_DEPTH, err, sizeof(err)), -1);
+	ck_assert_int_eq(jsonpush_tree(L, root, "context", MAX_DEPTH, err, sizeof(err)), -1);
 	ck_assert_msg(strncmp(err, "context[1].k[1].k", 17) == 0, "%s", err);
 	ck_assert_msg(strstr(err, "...: nesting deeper than 256") != NULL, "%s", err);
 	ck_assert_int_eq(lua_gettop(L), 0);
@@ -549,7 +551,7 @@ START_TEST(push_should_push_a_missing_item_as_null)
 	lua_State *L = new_state();
 	char err[256];
 
-	ck_assert_int_eq(vm_json_push(L, NULL, "context", MAX_DEPTH, err, sizeof(err)), 0);
+	ck_assert_int_eq(jsonpush_tree(L, NULL, "context", MAX_DEPTH, err, sizeof(err)), 0);
 	ck_assert_int_eq(lua_type(L, -1), LUA_TLIGHTUSERDATA);
 	ck_assert_ptr_null(lua_touserdata(L, -1));
 	lua_close(L);

@@ -1,9 +1,9 @@
 /*
  * test_decode.c - vm_json_decode, the direct JSON text to Lua decoder:
  * every type, escape and refusal, the limits, out of memory, and a seeded
- * differential test against json_parse + vm_json_push on random documents
+ * differential test against json_parse + jsonpush_tree on random documents
  * and on random mutations of them.  The differences the decoder may have
- * (see the top of src/vm_json_decode.c) are allowed in one direction only:
+ * (see the top of src/vm/vm_json_decode.c) are allowed in one direction only:
  * it may refuse, for a documented reason, what cJSON accepts, and it keeps
  * \u0000 as a NUL byte where the tree path cuts the string.  Also prints
  * (never asserts) the time of both paths for a 66 KiB context.
@@ -26,7 +26,11 @@
 #include "support/json.h"
 #include "support/jsoncompare.h"
 #include "support/jsongen.h"
+#include "support/jsonpush.h"
 #include "vm/vm_json.h"
+#include "vm/vm_json_common.h"
+#include "vm/vm_json_decode.h"
+#include "vm/vm_json_encode.h"
 
 #define MAX_DEPTH		256
 /* Small, so that random documents reach it. */
@@ -257,10 +261,10 @@ START_TEST(decode_should_share_the_marker_of_vm_json)
 	cJSON *tree = json_parse("[]", 2, MAX_DEPTH, err, sizeof(err));
 
 	ck_assert_int_eq(vm_json_decode(L, "[]", 2, MAX_DEPTH, err, sizeof(err)), 0);
-	ck_assert_int_eq(vm_json_push(L, tree, "value", MAX_DEPTH, err, sizeof(err)), 0);
+	ck_assert_int_eq(jsonpush_tree(L, tree, "value", MAX_DEPTH, err, sizeof(err)), 0);
 	lua_getmetatable(L, 1);
 	lua_getmetatable(L, 2);
-	vm_json_push_array_marker(L);
+	vm_json_common_push_array_marker(L);
 	ck_assert(lua_istable(L, -1));
 	ck_assert(lua_rawequal(L, -1, -2) && lua_rawequal(L, -1, -3));
 	cJSON_Delete(tree);
@@ -882,7 +886,7 @@ time_path(lua_State *L, const struct buffer *doc, int direct, int rounds, int pe
 			} else {
 				cJSON *tree = json_parse(doc->data, doc->len, MAX_DEPTH, err,
 				    sizeof(err));
-				vm_json_push(L, tree, "context", MAX_DEPTH, err, sizeof(err));
+				jsonpush_tree(L, tree, "context", MAX_DEPTH, err, sizeof(err));
 				cJSON_Delete(tree);
 			}
 			lua_settop(L, 0);
@@ -908,7 +912,7 @@ START_TEST(decoder_speed_should_be_printed_for_a_66_kib_context)
 	ck_assert_uint_eq(t.both_accepted, 1);
 	double tree = time_path(L, &doc, 0, 5, 40);
 	double direct = time_path(L, &doc, 1, 5, 40);
-	printf("decoding a %zu-byte context: json_parse + vm_json_push %.0f us, "
+	printf("decoding a %zu-byte context: json_parse + jsonpush_tree %.0f us, "
 	    "vm_json_decode %.0f us (%.2fx)\n", doc.len, tree, direct, tree / direct);
 	buffer_free(&doc);
 	lua_close(L);

@@ -1,0 +1,114 @@
+/*
+ * http_internal.h - what the files of src/http/ share and nobody else may
+ * see: the server and request objects, and the entry points of the routes.
+ * http.c (the router) calls the routes (http_exec.c, http_scripts.c,
+ * http_status.c); they answer through http_request.c; never the other way
+ * round.  Never include this outside src/http/.
+ */
+#ifndef HTTP_INTERNAL_H
+#define HTTP_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buffer.h"
+#include "daemon/metrics.h"
+#include "daemon/scripts.h"
+#include "http/http_options.h"
+#include "luapool.h"
+
+struct MHD_Daemon;
+struct MHD_Connection;
+
+struct http {
+	struct MHD_Daemon *daemon;
+	struct luapool *pool;
+	struct scripts *scripts;
+	struct http_options opts;
+	unsigned port;
+	pthread_mutex_t config_lock;	/* token and reloadable limits */
+	char *auth_token;
+	atomic_size_t max_body_bytes;
+	atomic_int access_log, metrics_auth, draining;
+	atomic_uint in_flight, connections;
+	char *info_json;
+	int epfd;			/* event-loop mode */
+	int signal_watched;
+	atomic_int activity;		/* a job was submitted or answered */
+};
+
+enum route_method {
+	ROUTE_GET = 1, ROUTE_HEAD = 2, ROUTE_POST = 4, ROUTE_PUT = 8, ROUTE_DELETE = 16
+};
+
+/* One HTTP request.  Reference counted because both MHD and the pool hold
+ * it: created by http.c with one reference (MHD's), one more for each job
+ * submitted; the last http_request_unref frees it. */
+struct request {
+	atomic_int refs;
+	pthread_mutex_t lock;
+	struct http *http;
+	struct MHD_Connection *conn;
+	enum metrics_route route;
+	int method;
+	int allowed;			/* route_method bits */
+	int script_item;		/* /v1/scripts/{name} */
+	char name[SCRIPTS_NAME_MAX + 1];
+	char path[160];
+	struct buffer body;
+	int64_t start_ns;
+	/* The answer, once known. */
+	int prepared, done, suspended;
+	int status;
+	char *resp_body;
+	size_t resp_len;
+	const char *content_type;
+	const char *extra_header, *extra_value;
+	int close_connection;
+	int worker_pid;
+	/* PUT with source: store once the worker compiled it. */
+	char *pending_source;
+	size_t pending_source_len;
+};
+
+/* http_request.c: the request's last reference and its answer. */
+
+/* Drops one reference; the last one frees the request. */
+void http_request_unref(struct request *r);
+/* Sets the answer; takes ownership of body (malloc'd, may be NULL). */
+void http_request_prepare(struct request *r, int status, char *body, size_t len,
+    const char *content_type);
+/* A problem answer for an error code, with its extra header if any. */
+void http_request_prepare_problem(struct request *r, const char *code, const char *detail,
+    const char *traceback);
+void http_request_prepare_problemf(struct request *r, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* A JSON answer; takes b's contents. */
+void http_request_prepare_json(struct request *r, int status, struct buffer *b);
+
+/* http_exec.c: the routes that run code, and job submission. */
+
+/* POST /v1/exec and /v1/compile. */
+void http_exec_handle(struct request *r);
+/* Submits a job for this request and suspends its connection until the
+ * answer comes; prepares an error response if the pool refuses.  chunk
+ * stays the caller's. */
+void http_exec_submit(struct request *r, enum luapool_job_kind kind, const char *chunk,
+    size_t chunk_len, int chunk_is_source);
+
+/* http_scripts.c: /v1/scripts and /v1/scripts/{name}. */
+
+void http_scripts_handle(struct request *r);
+/* After the compile job of a PUT with source came back: stores the
+ * source if it compiled, and prepares the answer. */
+void http_scripts_finish_put(struct request *r);
+
+/* http_status.c: /healthz, /v1/info, /metrics. */
+
+void http_status_healthz(struct request *r);
+void http_status_info(struct request *r);
+void http_status_metrics(struct request *r);
+
+#endif

@@ -1,0 +1,75 @@
+/*
+ * http_request.c - the request object's release and the answer it carries
+ * (see http_internal.h): a status, a body, a content type and at most one
+ * extra header, set by the router and by the routes alike.  Queuing the
+ * answer on the connection is the router's (http.c); this file never
+ * touches a connection, a job or a route.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <microhttpd.h>
+
+#include "http/http_internal.h"
+#include "http/problem.h"
+
+void
+http_request_unref(struct request *r)
+{
+	if (atomic_fetch_sub(&r->refs, 1) != 1)
+		return;
+	buffer_free(&r->body);
+	free(r->resp_body);
+	free(r->pending_source);
+	pthread_mutex_destroy(&r->lock);
+	free(r);
+}
+
+void
+http_request_prepare(struct request *r, int status, char *body, size_t len,
+    const char *content_type)
+{
+	free(r->resp_body);
+	r->status = status;
+	r->resp_body = body;
+	r->resp_len = len;
+	r->content_type = content_type;
+	r->prepared = 1;
+}
+
+void
+http_request_prepare_problem(struct request *r, const char *code, const char *detail,
+    const char *traceback)
+{
+	size_t len = 0;
+	char *body = problem_body(code, detail, traceback, &len);
+	http_request_prepare(r, problem_status(code), body, len, "application/problem+json");
+	if (strcmp(code, "overloaded") == 0 || strcmp(code, "shutting_down") == 0) {
+		r->extra_header = MHD_HTTP_HEADER_RETRY_AFTER;
+		r->extra_value = "1";
+	} else if (strcmp(code, "unauthorized") == 0) {
+		r->extra_header = MHD_HTTP_HEADER_WWW_AUTHENTICATE;
+		r->extra_value = "Bearer realm=\"luapoold\"";
+	}
+}
+
+void
+http_request_prepare_problemf(struct request *r, const char *code, const char *fmt, ...)
+{
+	char detail[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	http_request_prepare_problem(r, code, detail, NULL);
+}
+
+void
+http_request_prepare_json(struct request *r, int status, struct buffer *b)
+{
+	size_t len = 0;
+	char *body = buffer_steal(b, &len);
+	http_request_prepare(r, status, body, len, "application/json");
+}

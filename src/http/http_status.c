@@ -1,0 +1,66 @@
+/*
+ * http_status.c - the routes that describe the server: /healthz (for load
+ * balancers, no auth), /v1/info and /metrics (Prometheus text).  Answered
+ * from the pool's counters at once; this file never submits a job nor
+ * changes any state.
+ */
+#include <stdatomic.h>
+
+#include "http/http_internal.h"
+
+void
+http_status_info(struct request *r)
+{
+	struct buffer b;
+	buffer_init(&b, 0);
+	char engine[64];
+	luapool_engine_version(r->http->pool, engine, sizeof(engine));
+	struct luapool_stats st;
+	luapool_stats(r->http->pool, &st);
+	pthread_mutex_lock(&r->http->config_lock);
+	int auth = r->http->auth_token != NULL;
+	pthread_mutex_unlock(&r->http->config_lock);
+	buffer_printf(&b, "{\"name\":\"luapoold\",\"version\":\"%s\",\"engine\":\"%s\","
+	    "\"workers\":{\"target\":%u,\"live\":%u,\"busy\":%u},\"queue_depth\":%u,"
+	    "\"limits\":{\"max_body_bytes\":%zu,\"max_timeout_ms\":%u,\"max_connections\":%u},"
+	    "\"auth\":%s,\"allow_bytecode\":%s,\"extra\":%s}",
+	    LUAPOOL_VERSION, engine, st.workers_target, st.workers_live, st.workers_busy,
+	    st.queue_depth, atomic_load(&r->http->max_body_bytes), r->http->opts.max_timeout_ms,
+	    r->http->opts.max_connections, auth ? "true" : "false",
+	    r->http->opts.allow_bytecode ? "true" : "false",
+	    r->http->info_json ? r->http->info_json : "{}");
+	http_request_prepare_json(r, 200, &b);
+}
+
+void
+http_status_metrics(struct request *r)
+{
+	struct buffer b;
+	buffer_init(&b, 0);
+	struct luapool_stats st;
+	luapool_stats(r->http->pool, &st);
+	metrics_render(&b, &st, atomic_load(&r->http->connections),
+	    scripts_count(r->http->scripts));
+	size_t len = 0;
+	char *body = buffer_steal(&b, &len);
+	http_request_prepare(r, 200, body, len, "text/plain; version=0.0.4; charset=utf-8");
+}
+
+void
+http_status_healthz(struct request *r)
+{
+	struct buffer b;
+	buffer_init(&b, 0);
+	if (atomic_load(&r->http->draining)) {
+		http_request_prepare_problem(r, "shutting_down", "draining before shutdown", NULL);
+		return;
+	}
+	unsigned live = luapool_active_workers(r->http->pool);
+	if (live == 0) {
+		http_request_prepare_problem(r, "overloaded",
+		    "no worker is running; the pool is starting them", NULL);
+		return;
+	}
+	buffer_printf(&b, "{\"status\":\"ok\",\"workers\":%u}", live);
+	http_request_prepare_json(r, 200, &b);
+}

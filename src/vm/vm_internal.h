@@ -1,0 +1,63 @@
+/*
+ * vm_internal.h - the worker VM's state, shared by the vm*.c files only
+ * (never by the worker loop, which sees vm.h).  Includes the Lua headers,
+ * so it must never be included outside src/vm/.
+ */
+#ifndef VM_INTERNAL_H
+#define VM_INTERNAL_H
+
+#include <stdint.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "vm/vm.h"
+
+/* Slots of the state table in the registry. */
+enum {
+	STATE_ENV = 1,		/* the running job's environment */
+	STATE_TRACEBACK,	/* the last error's traceback */
+	STATE_CONTEXT,		/* the loaded request's context */
+	STATE_REQUEST,		/* the loaded request */
+	STATE_IDS,		/* this job's object -> number, for tostring */
+	STATE_LAST = STATE_IDS
+};
+
+struct cache_entry {
+	uint64_t hash;
+	uint64_t last_used;
+	size_t len;
+	char *bytes;		/* kind byte + chunk, compared on every hit */
+	int ref;		/* the loaded function in the registry, or LUA_NOREF */
+	int fresh_each_run;	/* has upvalues: loaded anew for every job */
+};
+
+struct vm {
+	lua_State *L;
+	size_t used, limit;
+	int memory_refused;
+	volatile int interrupted;
+	struct vm_limits limits;
+	int index_ref, state_ref, handler_ref;
+	struct cache_entry *cache;
+	unsigned cache_count;
+	/* What vm_request_load prepared for vm_run_loaded. */
+	struct vm_job loaded;
+	int loaded_ok, loaded_compile;
+	char loaded_name[72];
+	unsigned char *decoded;		/* base64-decoded bytecode */
+	size_t cache_bytes;
+	uint64_t clock;
+	unsigned next_object_id;	/* tostring numbers, per job */
+};
+
+/* The vm a Lua state belongs to (the allocator's user data). */
+static inline struct vm *
+vm_of(lua_State *L)
+{
+	void *ud;
+	lua_getallocf(L, &ud);
+	return ud;
+}
+
+#endif

@@ -1,0 +1,29 @@
+/*
+ * vm_json_decode.h - JSON text straight onto the Lua stack (DESIGN §4),
+ * with no cJSON tree in between: contexts and json.decode.
+ *
+ * Objects and arrays become tables; arrays get the shared array marker
+ * metatable so `[]` encodes back as `[]`; null becomes json.null (a
+ * lightuserdata NULL) so keys and slots survive; numbers become the double
+ * strtod reads.  Where this reads RFC 8259 more strictly than cJSON, see
+ * the top of vm_json_decode.c.
+ *
+ * Needs the array marker (vm_json_open creates it).  Only vm*.c include
+ * the Lua headers; this header does not.
+ */
+#ifndef VM_JSON_DECODE_H
+#define VM_JSON_DECODE_H
+
+#include <stddef.h>
+
+typedef struct lua_State lua_State;
+
+/* Decodes exactly `len` bytes of text, trailing whitespace allowed.
+ * Returns 0 with one value pushed, or -1 with nothing pushed and err
+ * filled ("invalid JSON at line L, column C", "JSON nested deeper than N
+ * levels").  May raise Lua errors (out of memory): call from protected
+ * code. */
+int vm_json_decode(lua_State *L, const char *text, size_t len, unsigned max_depth,
+    char *err, size_t errlen);
+
+#endif
