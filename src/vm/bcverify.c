@@ -859,12 +859,41 @@ static void control_slots(const struct region *r, struct slotset *s)
         set_slot(s, r->slot + i);
 }
 
+/* The slots lo..hi (clamped to 255) as a set, built a word at a time. */
+static struct slotset range_set(uint32_t lo, uint32_t hi)
+{
+    struct slotset r = { { 0, 0, 0, 0 } };
+    if (hi > ANY_SLOT)
+        hi = ANY_SLOT;
+    for (uint32_t i = 0; i < 4 && lo <= hi; i++) {
+        uint32_t wlo = i * 64, whi = wlo + 63;
+        if (hi < wlo || lo > whi)
+            continue;
+        uint32_t a = lo > wlo ? lo - wlo : 0, b = hi < whi ? hi - wlo : 63;
+        uint64_t upto_b = b == 63 ? ~(uint64_t)0 : (((uint64_t)1 << (b + 1)) - 1);
+        r.w[i] = upto_b & ~(((uint64_t)1 << a) - 1);
+    }
+    return r;
+}
+
+static int lowest_common_slot(const struct slotset *a, const struct slotset *b)
+{
+    for (int i = 0; i < 4; i++) {
+        uint64_t x = a->w[i] & b->w[i];
+        if (x)
+            return i * 64 + __builtin_ctzll(x);
+    }
+    return -1;
+}
+
 static int writes_hit(const struct writes *w, const struct slotset *s)
 {
-    for (unsigned i = 0; i < w->n; i++)
-        for (uint32_t slot = w->lo[i]; slot <= w->hi[i]; slot++)
-            if (has_slot(s, slot))
-                return (int)slot + 1;
+    for (unsigned i = 0; i < w->n; i++) {
+        struct slotset r = range_set(w->lo[i], w->hi[i]);
+        int slot = lowest_common_slot(&r, s);
+        if (slot >= 0)
+            return slot + 1;
+    }
     return 0;
 }
 
@@ -887,9 +916,9 @@ static int check_body_instruction(struct func *f, uint32_t pc, const struct open
                          OPS[in.op].name, hit - 1);
     if (in.op == OP_FNEW) {
         struct slotset cap = captured_slots(f, &in);
-        for (uint32_t slot = 0; slot <= ANY_SLOT; slot++)
-            if (has_slot(&cap, slot) && has_slot(guard, slot))
-                return reject_at(f, pc, "FNEW captures loop control slot %u", slot);
+        int slot = lowest_common_slot(&cap, guard);
+        if (slot >= 0)
+            return reject_at(f, pc, "FNEW captures loop control slot %d", slot);
     }
     return 0;
 }
@@ -1030,8 +1059,9 @@ static int slotset_intersect(struct slotset *into, const struct slotset *from)
 
 static void clear_slots(struct slotset *s, uint32_t lo, uint32_t hi)
 {
-    for (uint32_t slot = lo; slot <= hi && slot <= ANY_SLOT; slot++)
-        s->w[slot >> 6] &= ~((uint64_t)1 << (slot & 63));
+    struct slotset r = range_set(lo, hi);
+    for (int i = 0; i < 4; i++)
+        s->w[i] &= ~r.w[i];
 }
 
 /*
@@ -1060,6 +1090,38 @@ static struct slot_state transfer_slot_state(const struct func *f, uint32_t pc,
     return s;
 }
 
+static int slotset_empty(const struct slotset *s)
+{
+    return (s->w[0] | s->w[1] | s->w[2] | s->w[3]) == 0;
+}
+
+static int is_return(uint32_t op)
+{
+    return op == OP_RETM || op == OP_RET || op == OP_RET0 || op == OP_RET1 ||
+           op == OP_CALLT || op == OP_CALLMT;
+}
+
+/* First slot of the frame a call (or CAT's metamethod call) builds, or -1. */
+static int call_base(const struct ins *in)
+{
+    switch (in->op) {
+    case OP_CALL: case OP_CALLM: case OP_ITERC: case OP_ITERN:
+        return (int)in->a;
+    case OP_CAT:
+        return (int)in->b;
+    default:
+        return -1;
+    }
+}
+
+static int highest_slot(const struct slotset *s)
+{
+    for (int i = 3; i >= 0; i--)
+        if (s->w[i])
+            return i * 64 + 63 - __builtin_clzll(s->w[i]);
+    return -1;
+}
+
 static int needs_slot_flow(const struct func *f)
 {
     int fnew = 0, tsetm = 0;
@@ -1068,7 +1130,7 @@ static int needs_slot_flow(const struct func *f)
         fnew |= op == OP_FNEW;
         tsetm |= op == OP_TSETM;
     }
-    return tsetm || (fnew && f->nregions > 0);
+    return tsetm || fnew;
 }
 
 static int check_slot_states(struct func *f, const struct slot_state *in,
@@ -1083,7 +1145,20 @@ static int check_slot_states(struct func *f, const struct slot_state *in,
     }
     for (uint32_t pc = 1; pc < f->sizebc; pc++) {
         struct ins ins = decode(f, pc);
-        if (ins.op != OP_TSETM || !visited[pc])
+        if (!visited[pc])
+            continue;
+        /* Returns do not close upvalues: an open one would dangle into a dead frame. */
+        if (is_return(ins.op) && !slotset_empty(&in[pc].open))
+            return reject_at(f, pc, "%s with upvalues still open (missing UCLO)",
+                             OPS[ins.op].name);
+        /* A callee could rewrite its own function or frame-link slot through one. */
+        if (call_base(&ins) >= 0) {
+            int open = highest_slot(&in[pc].open);
+            if (open >= call_base(&ins))
+                return reject_at(f, pc, "%s at slot %d while slot %d is an open upvalue",
+                                 OPS[ins.op].name, call_base(&ins), open);
+        }
+        if (ins.op != OP_TSETM)
             continue;
         /* TSETM stores into slot A-1 without checking that it is a table. */
         if (!has_slot(&in[pc].tables, ins.a - 1) || has_slot(&in[pc].open, ins.a - 1))

@@ -3,6 +3,7 @@
  *
  *   bcverify_cli FILE          print OK or the rejection reason; exit 0/1
  *   bcverify_cli -t FILE       also time bcverify_chunk against lua_load
+ *   bcverify_cli -r FILE       run FILE (if accepted) the way mutants are run
  *   bcverify_cli -m N FILE     N random mutations of FILE through the
  *                              verifier; every accepted mutant is loaded
  *                              and run under an instruction-count hook
@@ -134,7 +135,13 @@ static int mutation_run(const unsigned char *orig, size_t len, long n)
         mutate(buf + 5, len - 5);
         if (bcverify_chunk(buf, len, err, sizeof err) == 0) {
             const char *save = getenv("BCV_SAVE_MUTANT");
+            const char *dir = getenv("BCV_SAVE_DIR");
+            char path[4096];
             accepted++;
+            if (dir) {      /* every accepted mutant, numbered */
+                snprintf(path, sizeof path, "%s/%06ld.bc", dir, i);
+                save = path;
+            }
             if (save) {     /* keep the mutant about to run, for post-mortems */
                 FILE *fp = fopen(save, "wb");
                 if (fp) {
@@ -152,12 +159,14 @@ static int mutation_run(const unsigned char *orig, size_t len, long n)
 
 int main(int argc, char **argv)
 {
-    int timing = 0;
+    int timing = 0, run_as_is = 0;
     long mutations = 0;
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (strcmp(argv[i], "-t") == 0)
             timing = 1;
+        else if (strcmp(argv[i], "-r") == 0)
+            run_as_is = 1;
         else if (strcmp(argv[i], "-m") == 0 && i + 1 < argc)
             mutations = strtol(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "-s") == 0 && i + 1 < argc)
@@ -180,6 +189,8 @@ int main(int argc, char **argv)
     printf("%s\n", rc == 0 ? "OK" : err);
     if (timing)
         time_it(buf, len);
+    if (run_as_is && rc == 0)
+        run_mutant(buf, len);
     if (mutations > 0)
         mutation_run(buf, len, mutations);
     free(buf);

@@ -23,7 +23,7 @@ enum {
     OP_ISTC = 12, OP_MOV = 18, OP_KSTR = 39, OP_KCDATA = 40, OP_KNUM = 42, OP_KPRI = 43,
     OP_UGET = 45, OP_USETV = 46, OP_FNEW = 51, OP_TSETM = 63, OP_CALLM = 65, OP_CALL = 66,
     OP_ITERC = 69, OP_VARG = 71, OP_ISNEXT = 72, OP_RET1 = 76, OP_FORI = 77, OP_FORL = 79,
-    OP_ITERL = 82, OP_LOOP = 85, OP_JLOOP = 87, OP_JMP = 88
+    OP_ITERL = 82, OP_LOOP = 85, OP_JLOOP = 87, OP_JMP = 88, OP_UCLO = 50, OP_TDUP = 53
 };
 
 /* ---- Chunks ---------------------------------------------------------- */
@@ -540,6 +540,60 @@ START_TEST(the_call_count_of_a_vararg_copy_must_match_the_parameters)
 }
 END_TEST
 
+START_TEST(an_upvalue_left_open_at_a_return_is_refused)
+{
+    struct chunk c = compile("local x = 1 local f = function() return x end return f", 1);
+    struct tproto ps[8];
+    int m = last_proto(&c, ps, 8);
+    expect_ok(&c);
+    size_t uclo = find_op(&c, &ps[m], OP_UCLO, 0, NULL);
+    c.b[uclo] = OP_JMP;                               /* same target, no closing */
+    expect_reject(&c, "upvalues still open");
+    free(c.b);
+}
+END_TEST
+
+START_TEST(a_call_over_an_open_upvalue_is_refused)
+{
+    /* the mutation run found this: a closure aliasing the callee's frame link */
+    struct chunk c = compile("local t = {} for k, v in pairs(t) do t[1] = function() return v end end", 1);
+    struct tproto ps[8];
+    int m = last_proto(&c, ps, 8);
+    expect_ok(&c);
+    size_t uclo = find_op(&c, &ps[m], OP_UCLO, 0, NULL);
+    c.b[uclo] = OP_JMP;
+    expect_reject(&c, "open upvalue");
+    free(c.b);
+}
+END_TEST
+
+START_TEST(a_closure_capturing_a_loop_control_slot_is_refused)
+{
+    struct chunk c = compile("local fs = {} for i = 1, 2 do fs[i] = function() return i end end return fs", 1);
+    struct tproto ps[8];
+    int m = last_proto(&c, ps, 8);
+    expect_ok(&c);
+    size_t fori = find_op(&c, &ps[m], OP_FORI, 0, NULL);
+    c.b[ps[0].uv_at] = c.b[fori + 1];                 /* capture the hidden index */
+    expect_reject(&c, "FNEW captures loop control slot");
+    free(c.b);
+}
+END_TEST
+
+START_TEST(a_tsetm_into_a_slot_that_is_not_a_fresh_table_is_refused)
+{
+    struct chunk c = compile("local function f() return 1, 2 end return {1, f()}", 1);
+    struct tproto ps[8];
+    int m = last_proto(&c, ps, 8);
+    expect_ok(&c);
+    size_t tnew = find_op(&c, &ps[m], OP_TDUP, 0, NULL);
+    c.b[tnew] = OP_KPRI;                              /* slot holds nil instead */
+    set_d(&c, tnew, 0);
+    expect_reject(&c, "not certainly a fresh table");
+    free(c.b);
+}
+END_TEST
+
 /* ---- Robustness ------------------------------------------------------ */
 
 static uint64_t rng = 88172645463325252ull;
@@ -621,6 +675,10 @@ static Suite *bcverify_suite(void)
     tcase_add_test(bad, a_forged_primitive_or_stale_multi_result_is_refused);
     tcase_add_test(bad, a_tsetm_start_index_that_is_not_the_parser_form_is_refused);
     tcase_add_test(bad, the_call_count_of_a_vararg_copy_must_match_the_parameters);
+    tcase_add_test(bad, an_upvalue_left_open_at_a_return_is_refused);
+    tcase_add_test(bad, a_call_over_an_open_upvalue_is_refused);
+    tcase_add_test(bad, a_closure_capturing_a_loop_control_slot_is_refused);
+    tcase_add_test(bad, a_tsetm_into_a_slot_that_is_not_a_fresh_table_is_refused);
     suite_add_tcase(s, bad);
 
     TCase *robust = tcase_create("robustness");
