@@ -8,12 +8,16 @@
  * file fails softly rather than killing a job.
  */
 #include <errno.h>
+#include <grp.h>
 #include <signal.h>
 #include <stddef.h>
+#include <string.h>
 #include <linux/audit.h>
+#include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -49,6 +53,48 @@ sandbox_close_other_fds(int keep)
 		return;
 	for (int fd = keep + 1; fd < 1024; fd++)
 		close(fd);
+}
+
+int
+sandbox_drop_privileges(uid_t uid, gid_t gid)
+{
+	if (setgroups(0, NULL) == -1 || setresgid(gid, gid, gid) == -1)
+		return -1;
+	/* The bounding set first: dropping from it needs CAP_SETPCAP, which
+	 * the uid switch takes away.  PR_CAPBSET_READ fails past the last
+	 * capability this kernel knows. */
+	for (unsigned long cap = 0; ; cap++) {
+		int present = prctl(PR_CAPBSET_READ, cap, 0, 0, 0);
+		if (present == -1)
+			break;
+		if (present == 1 && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == -1)
+			return -1;
+	}
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) == -1 && errno != EINVAL)
+		return -1;
+	if (setresuid(uid, uid, uid) == -1)
+		return -1;
+	/* The uid switch already cleared the permitted and effective sets;
+	 * say so explicitly (and the inheritable set too). */
+	struct __user_cap_header_struct header = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+	memset(data, 0, sizeof(data));
+	if (syscall(SYS_capset, &header, data) == -1)
+		return -1;
+	/* Checked, not assumed: there must be no way back. */
+	if (setuid(0) != -1 || getuid() != uid || geteuid() != uid || getgid() != gid ||
+	    getegid() != gid || prctl(PR_CAPBSET_READ, 0UL, 0, 0, 0) != 0) {
+		errno = EPERM;
+		return -1;
+	}
+	return 0;
+}
+
+int
+sandbox_limit_address_space(size_t bytes)
+{
+	struct rlimit rl = { .rlim_cur = bytes, .rlim_max = bytes };
+	return setrlimit(RLIMIT_AS, &rl);
 }
 
 int

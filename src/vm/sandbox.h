@@ -7,6 +7,7 @@
 #ifndef SANDBOX_H
 #define SANDBOX_H
 
+#include <stddef.h>
 #include <sys/types.h>
 
 /* Dies with the process `parent` (checked after arming, to close the race
@@ -16,5 +17,15 @@ int sandbox_tie_to_parent(pid_t parent);
 void sandbox_close_other_fds(int keep);
 /* NO_NEW_PRIVS + the seccomp filter.  -1 with errno on failure. */
 int sandbox_enter(void);
+/*
+ * For a worker started as root: no supplementary groups, gid and uid
+ * switched for good, every capability dropped (bounding, ambient,
+ * permitted, effective, inheritable), then checked.  Clears the
+ * parent-death signal (a credential change does), so call it before
+ * sandbox_tie_to_parent.  -1 with errno: the worker must not go on.
+ */
+int sandbox_drop_privileges(uid_t uid, gid_t gid);
+/* RLIMIT_AS, soft and hard, to `bytes`.  -1 with errno. */
+int sandbox_limit_address_space(size_t bytes);
 
 #endif

@@ -111,6 +111,28 @@ safe_tostring(lua_State *L)
 	return 1;
 }
 
+/* coroutine.resume with a bound on nesting (a coroutine resuming one that
+ * resumes one ...): each level costs C stack, and 200,000 levels overflow
+ * it and crash the worker.  Upvalue 1 is the real resume.  The count is
+ * the VM's and is reset when the job ends, however it ends. */
+static int
+limited_resume(lua_State *L)
+{
+	struct vm *vm = vm_of(L);
+	if (vm->coroutine_depth >= VM_MAX_COROUTINE_NESTING) {
+		lua_pushfstring(L, "coroutines nested deeper than %d", VM_MAX_COROUTINE_NESTING);
+		return lua_error(L);
+	}
+	vm->coroutine_depth++;
+	lua_pushvalue(L, lua_upvalueindex(1));
+	lua_insert(L, 1);
+	int status = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
+	vm->coroutine_depth--;
+	if (status != 0)
+		return lua_error(L);
+	return lua_gettop(L);
+}
+
 /* Whether a format string asks for %p (an address). */
 static int
 format_asks_address(const char *fmt, size_t len)
@@ -177,7 +199,7 @@ on_job_error(lua_State *L)
  * metatable is shared with the next job.
  */
 static const char sandbox_source[] =
-	"local G, json, state, safe_tostring, safe_format = ...\n"
+	"local G, json, state, safe_tostring, safe_format, limited_resume = ...\n"
 	"local pairs, rawset, real_load, real_setfenv = G.pairs, G.rawset, G.load, G.setfenv\n"
 	"local function copy(t) local c = {} for k, v in pairs(t) do c[k] = v end return c end\n"
 	"local base = {}\n"
@@ -198,8 +220,19 @@ static const char sandbox_source[] =
 	"local string = copy(G.string)\n"
 	"local os = { clock = G.os.clock, time = G.os.time, date = G.os.date,\n"
 	"  difftime = G.os.difftime }\n"
+	"local coroutine = copy(G.coroutine)\n"
+	"coroutine.resume = limited_resume\n"
+	"local error, select = G.error, G.select\n"
+	"local function wrapped(ok, ...)\n"
+	"  if ok then return ... end\n"
+	"  error((...), 0)\n"
+	"end\n"
+	"function coroutine.wrap(f)\n"
+	"  local co = coroutine.create(f)\n"
+	"  return function(...) return wrapped(limited_resume(co, ...)) end\n"
+	"end\n"
 	"local libs = { string = string, table = G.table, math = math, bit = G.bit,\n"
-	"  coroutine = G.coroutine, os = os, json = json }\n"
+	"  coroutine = coroutine, os = os, json = json }\n"
 	"local function index(env, k)\n"
 	"  local lib = libs[k]\n"
 	"  if lib then lib = copy(lib) rawset(env, k, lib) return lib end\n"
@@ -239,7 +272,11 @@ open_sandbox(lua_State *L)
 	lua_getfield(L, -1, "format");
 	lua_remove(L, -2);
 	lua_pushcclosure(L, safe_format, 1);
-	lua_call(L, 5, 1);
+	lua_getglobal(L, "coroutine");
+	lua_getfield(L, -1, "resume");
+	lua_remove(L, -2);
+	lua_pushcclosure(L, limited_resume, 1);
+	lua_call(L, 6, 1);
 	vm->index_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	return 0;
 }
@@ -302,4 +339,5 @@ vm_env_clear(struct vm *vm)
 	}
 	lua_pop(L, 1);
 	vm->next_object_id = 0;
+	vm->coroutine_depth = 0;
 }

@@ -23,6 +23,10 @@ enum {
 	STATE_LAST = STATE_IDS
 };
 
+/* Coroutines resuming coroutines: deeper nesting is a Lua error, not a C
+ * stack overflow (each level costs a few KiB of C stack). */
+#define VM_MAX_COROUTINE_NESTING 200
+
 struct cache_entry {
 	uint64_t hash;
 	uint64_t last_used;
@@ -49,6 +53,7 @@ struct vm {
 	size_t cache_bytes;
 	uint64_t clock;
 	unsigned next_object_id;	/* tostring numbers, per job */
+	unsigned coroutine_depth;	/* nested coroutine.resume, per job */
 };
 
 /* The vm a Lua state belongs to (the allocator's user data). */

@@ -68,6 +68,7 @@ enum failure {
 	FAILED_DEPTH,
 	FAILED_RANGE,
 	FAILED_LUA_STACK,
+	FAILED_DUPLICATE,
 };
 
 struct decoder {
@@ -82,6 +83,8 @@ struct decoder {
 	const unsigned char *failed_at;
 	unsigned short object_sizes[HINTED_LEVELS];	/* see size_hint */
 	unsigned short array_sizes[HINTED_LEVELS];
+	int reject_duplicates;		/* requests: a key twice is an error */
+	char duplicate[64];		/* the key, printable, for the message */
 };
 
 static int decode_value(struct decoder *d, unsigned depth);
@@ -345,8 +348,27 @@ decode_member(struct decoder *d, unsigned depth)
 	return decode_value(d, depth + 1);
 }
 
+/* With the member's key and value on the stack above its object: -1 if
+ * the object has the key already (remembered for the message). */
+static int
+refuse_duplicate(struct decoder *d, const unsigned char *member)
+{
+	lua_pushvalue(d->L, -2);
+	lua_rawget(d->L, -4);
+	int seen = !lua_isnil(d->L, -1);
+	lua_pop(d->L, 1);
+	if (!seen)
+		return 0;
+	size_t len, i;
+	const char *key = lua_tolstring(d->L, -2, &len);
+	for (i = 0; i < len && i < sizeof(d->duplicate) - 1; i++)
+		d->duplicate[i] = key[i] >= 0x20 && key[i] < 0x7f ? key[i] : '?';
+	d->duplicate[i] = '\0';
+	return fail(d, FAILED_DUPLICATE, member);
+}
+
 /* Members are stored in document order: the last of duplicate keys wins,
- * as in jsonpush_tree. */
+ * as in jsonpush_tree, unless duplicates are refused (requests). */
 static int
 decode_object(struct decoder *d, unsigned depth)
 {
@@ -361,7 +383,10 @@ decode_object(struct decoder *d, unsigned depth)
 	}
 	lua_createtable(d->L, 0, size_hint(d->object_sizes, depth));
 	do {
+		const unsigned char *member = d->at;
 		if (decode_member(d, depth) == -1)
+			return -1;
+		if (d->reject_duplicates && refuse_duplicate(d, member) == -1)
 			return -1;
 		lua_rawset(d->L, -3);
 		count += count < INT_MAX;
@@ -446,20 +471,24 @@ report(const struct decoder *d, char *err, size_t errlen)
 	if (d->failure == FAILED_RANGE)
 		snprintf(err, errlen, "JSON number out of range at line %lu, column %zu",
 		    line, offset - line_start + 1);
+	else if (d->failure == FAILED_DUPLICATE)
+		snprintf(err, errlen, "duplicate key \"%s\" at line %lu, column %zu",
+		    d->duplicate, line, offset - line_start + 1);
 	else
 		snprintf(err, errlen, "invalid JSON at line %lu, column %zu", line,
 		    offset - line_start + 1);
 }
 
-int
-vm_json_decode(lua_State *L, const char *text, size_t len, unsigned max_depth,
-    char *err, size_t errlen)
+static int
+decode_text(lua_State *L, const char *text, size_t len, unsigned max_depth,
+    int reject_duplicates, char *err, size_t errlen)
 {
 	static const unsigned char empty[1];
 	int top = lua_gettop(L);
 	struct decoder d;
 
 	d.L = L;
+	d.reject_duplicates = reject_duplicates;
 	d.text = d.at = text != NULL ? (const unsigned char *)text : empty;
 	d.end = d.text + (text != NULL ? len : 0);
 	d.max_depth = max_depth < NESTING_LIMIT ? max_depth : NESTING_LIMIT;
@@ -494,4 +523,18 @@ fail:
 	report(&d, err, errlen);
 	lua_settop(L, top);
 	return -1;
+}
+
+int
+vm_json_decode(lua_State *L, const char *text, size_t len, unsigned max_depth,
+    char *err, size_t errlen)
+{
+	return decode_text(L, text, len, max_depth, 0, err, errlen);
+}
+
+int
+vm_json_decode_request(lua_State *L, const char *text, size_t len, unsigned max_depth,
+    char *err, size_t errlen)
+{
+	return decode_text(L, text, len, max_depth, 1, err, errlen);
 }

@@ -25,5 +25,10 @@ typedef struct lua_State lua_State;
  * code. */
 int vm_json_decode(lua_State *L, const char *text, size_t len, unsigned max_depth,
     char *err, size_t errlen);
+/* The same for a request body, where a key given twice at any level is
+ * ambiguous (the supervisor and the worker could read different ones):
+ * -1 with "duplicate key \"k\" at line L, column C". */
+int vm_json_decode_request(lua_State *L, const char *text, size_t len, unsigned max_depth,
+    char *err, size_t errlen);
 
 #endif

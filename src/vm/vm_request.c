@@ -86,9 +86,12 @@ static int
 take_request_bytecode(struct vm *vm, lua_State *L, struct vm_request *req,
     struct vm_outcome *out)
 {
-	if (!req->allow_bytecode)
+	if (req->allow_bytecode == LUAPOOL_BYTECODE_BESIDE)
+		return load_failed(out, LUAPOOL_E_BYTECODE, "invalid_bytecode",
+		    "bytecode must be signed by this server: compile it with /v1/compile");
+	if (req->allow_bytecode != LUAPOOL_BYTECODE_ANY)
 		return load_failed(out, LUAPOOL_E_INVALID, "invalid_request",
-		    "bytecode is disabled on this server (allow_bytecode = no); send source");
+		    "bytecode is disabled on this server (bytecode = off); send source");
 	size_t len;
 	const char *b64 = lua_tolstring(L, -1, &len);
 	vm->decoded = malloc(base64_decoded_max(len) + 1);
@@ -169,7 +172,8 @@ load_protected(lua_State *L)
 	char err[256];
 	lua_settop(L, 0);
 	/* One level above the context's own limit: the request object. */
-	if (vm_json_decode(L, req->text, req->len, vm->limits.max_depth + 1, err, sizeof(err)) == -1)
+	if (vm_json_decode_request(L, req->text, req->len, vm->limits.max_depth + 1, err,
+	    sizeof(err)) == -1)
 		return load_failed(lc->out, LUAPOOL_E_INVALID, "invalid_json", err), 0;
 	if (!lua_istable(L, 1) || lua_getmetatable(L, 1))
 		return load_failed(lc->out, LUAPOOL_E_INVALID, "invalid_request",

@@ -129,8 +129,10 @@ run_job(struct vm *vm, const struct frame_header *h, const char *payload,
 	}
 	prepare_hard_stop_reply(h->job_id);
 	soft_stop_sent = 0;
-	job_running = 1;
+	/* Re-arm before marking the job running: a signal from the previous
+	 * job's timer arrives by the end of timer_settime and finds no job. */
 	arm_timer_at(deadline);
+	job_running = 1;
 	vm_run_loaded(vm, out);
 	/* The timer stays armed: if it fires between jobs the handler sees
 	 * job_running == 0, and the next job re-arms it.  One syscall less. */
