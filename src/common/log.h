@@ -6,12 +6,22 @@
 #define LOG_H
 
 enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
+enum log_format { LOG_FORMAT_TEXT = 0, LOG_FORMAT_JSON };
 
 void log_set_level(enum log_level level);
 enum log_level log_get_level(void);
 /* "error" "warn" "info" "debug"; returns -1 for anything else. */
 int log_parse_level(const char *name, enum log_level *out);
 void log_set_name(const char *name);
+void log_set_format(enum log_format format);
+/* "text" "json"; returns -1 for anything else. */
+int log_parse_format(const char *name, enum log_format *out);
+/* Copies len bytes of text into out (cap bytes, NUL-terminated) with every
+ * control byte, backslash and invalid UTF-8 byte escaped (\xNN, or \u00NN
+ * and \" when json); valid UTF-8 passes.  Stops at a whole character when
+ * out is full.  Returns the length written.  Log messages are escaped by
+ * log_message itself; this is for callers that build other lines. */
+size_t log_escape(char *out, size_t cap, const char *text, size_t len, int json);
 void log_message(enum log_level level, const char *func, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 _Noreturn void log_fatal(const char *func, const char *fmt, ...)
