@@ -61,7 +61,7 @@ obj = $(patsubst src/%.c,$(BUILD)/obj/%.o,$(1))
 
 LIB_OBJ    := $(call obj,$(LIB_SRC))
 WORKER_OBJ := $(call obj,$(sort $(WORKER_SRC)))
-DAEMON_OBJ := $(call obj,$(sort $(DAEMON_ONLY_SRC)))
+DAEMON_OBJ := $(call obj,$(sort $(DAEMON_ONLY_SRC) $(wildcard src/vm/bcverify*.c)))
 
 TEST_SRC   := $(wildcard tests/*/test_*.c)
 TESTS      := $(notdir $(basename $(TEST_SRC)))
@@ -71,7 +71,8 @@ TEST_SUPPORT := $(patsubst tests/%.c,$(BUILD)/tobj/%.o,$(wildcard tests/support/
 ALL_OBJ    := $(sort $(LIB_OBJ) $(WORKER_OBJ) $(DAEMON_OBJ))
 
 .PHONY: FORCE all check check-layers check-unit check-integration check-asan check-tsan run deps \
-        install uninstall clean bench bench-engine example fuzz fuzz-run
+        install uninstall clean bench bench-engine example fuzz fuzz-run \
+        fuzz-bytecode fuzz-bytecode-seeds fuzz-bytecode-run
 
 all: $(BUILD)/luapoold $(BUILD)/luapool-worker $(BUILD)/libluapool.a
 
@@ -122,6 +123,12 @@ $(BUILD)/bench_engine: scripts/bench_engine.c $(ALL_OBJ)
 $(BUILD)/example_hello: examples/hello.c $(BUILD)/libluapool.a
 	$(CC) $(SANFLAGS) -o $@ examples/hello.c -Iinclude $(BUILD)/libluapool.a $(CJSON_CFLAGS) $(CJSON_LIBS) -lpthread
 
+# The bytecode verifier on its own, for tests/vm/bc_corpus.sh and by hand.
+BCVERIFY_OBJ := $(filter $(BUILD)/obj/vm/bcverify%.o,$(WORKER_OBJ))
+
+$(BUILD)/bcverify_cli: $(BUILD)/tobj/vm/bcverify_cli.o $(BCVERIFY_OBJ)
+	$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(LUA_LIBS) -lm
+
 deps:
 	@scripts/install-deps.sh
 
@@ -134,8 +141,14 @@ check: deps
 check-layers:
 	@scripts/check-layers.sh
 
-check-unit: check-layers all $(TEST_BINS) $(BUILD)/example_hello
+check-unit: check-layers all $(TEST_BINS) $(BUILD)/example_hello check-bytecode-corpus
 	@scripts/run-tests.sh $(BUILD) $(TESTS)
+
+# No false rejections: every chunk luajit compiles from the packaged and
+# generated Lua files must pass the verifier (a few seconds).
+.PHONY: check-bytecode-corpus
+check-bytecode-corpus: $(BUILD)/bcverify_cli
+	sh tests/vm/bc_corpus.sh $(BUILD)/bcverify_cli $(BUILD)/bc-corpus
 
 check-asan:
 	$(MAKE) SAN=address,undefined check-unit
@@ -177,6 +190,31 @@ build/fuzz_decode: $(FUZZ_SRC) $(wildcard src/vm/vm_json*.h tests/support/*.h) s
 
 fuzz-run: build/fuzz_decode
 	build/fuzz_decode -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build/fuzz-corpus
+
+# libFuzzer: bytecode through the worker's path (verifier, lua_load, run,
+# result encoding) in one VM with small limits; a crash is a verifier gap.
+# fuzz-bytecode-run seeds build/fuzz-bytecode-corpus with real chunks first.
+# clang (unlike gcc) flags log.c's vsnprintf of a forwarded format.
+FUZZ_BC_SRC := tests/vm/fuzz_bytecode.c $(COMMON_SRC) \
+               $(filter-out src/vm/worker_main.c src/vm/worker.c src/vm/sandbox.c,$(wildcard src/vm/*.c))
+FUZZ_BC_CORPUS := build/fuzz-bytecode-corpus
+FUZZ_BC_SEEDS  ?= 40
+
+fuzz-bytecode: build/fuzz_bytecode
+
+build/fuzz_bytecode: $(FUZZ_BC_SRC) $(wildcard src/vm/*.h src/common/*.h include/*.h)
+	@mkdir -p build
+	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE $(WARN) -Wno-format-nonliteral -O1 -g \
+	  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	  -Iinclude -Isrc $(LUA_CFLAGS) $(CJSON_CFLAGS) -o $@ $(FUZZ_BC_SRC) $(LUA_LIBS) $(CJSON_LIBS) -lm -lrt
+
+fuzz-bytecode-seeds:
+	tests/fixtures/fuzz-bytecode-seeds/make_seeds.sh $(FUZZ_BC_CORPUS) $(FUZZ_BC_SEEDS)
+
+# LuaJIT's global state is not freed at exit: LeakSanitizer is off.
+fuzz-bytecode-run: build/fuzz_bytecode fuzz-bytecode-seeds
+	ASAN_OPTIONS=detect_leaks=0 build/fuzz_bytecode -max_total_time=$(FUZZ_SECONDS) \
+	  -max_len=65536 -timeout=5 -rss_limit_mb=2048 $(FUZZ_BC_CORPUS)
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(SYSCONFDIR)/luapoold \

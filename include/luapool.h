@@ -64,6 +64,7 @@ struct luapool_error {
 #define LUAPOOL_DEFAULT_CACHE_ENTRIES	256u
 #define LUAPOOL_DEFAULT_GRACE_MS	3u
 #define LUAPOOL_DEFAULT_MAX_DEPTH	256u
+#define LUAPOOL_DEFAULT_WORKER_USER	"nobody"
 
 struct luapool_options {
 	unsigned workers;		/* 0: one per online CPU */
@@ -76,10 +77,20 @@ struct luapool_options {
 	unsigned cache_entries;		/* bytecode cache per worker */
 	unsigned grace_ms;		/* soft stop to hard stop */
 	unsigned max_json_depth;	/* nesting of contexts and results */
-	int allow_bytecode;		/* 0: only source is accepted */
+	int allow_bytecode;		/* LUAPOOL_BYTECODE_*; 0: only source is accepted */
 	const char *worker_path;	/* NULL: $LUAPOOL_WORKER, install path, next to the executable */
+	const char *worker_user;	/* a pool started as root runs its workers as this
+					 * user (never root); ignored otherwise */
 	int external_dispatch;		/* 1: no pool thread; see luapool_dispatch */
 };
+
+/* Values of luapool_options.allow_bytecode. */
+#define LUAPOOL_BYTECODE_NONE	0	/* source only */
+#define LUAPOOL_BYTECODE_ANY	1	/* bytecode in the request or beside it */
+#define LUAPOOL_BYTECODE_BESIDE	2	/* only a chunk the caller sends beside the
+					 * request (luapool_job.chunk, luapool_submit),
+					 * having checked it; "bytecode" in a request
+					 * is refused */
 
 /* Fills `opts` with the defaults above. */
 void luapool_options_init(struct luapool_options *opts);

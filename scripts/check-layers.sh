@@ -25,7 +25,9 @@ allowed() {
 	common) echo "" ;;
 	pool) echo "common" ;;
 	vm) echo "common" ;;
-	http) echo "common daemon" ;;	# the store, metrics, jsonscan it serves
+	# the store, metrics, jsonscan it serves; vm: bcverify only, a pure
+	# byte parser (no Lua headers), run on bytecode before it is stored
+	http) echo "common daemon vm" ;;
 	daemon) echo "common http" ;;	# http: only the main file, below
 	*) echo "?" ;;
 	esac

@@ -30,6 +30,8 @@
 #define MIN_MAX_BODY		64u
 #define MIN_MEMORY_MB		4u
 #define MIN_MAX_RESULT		16u
+#define MIN_BYTECODE_KEY	32u	/* bytes: the size of the HMAC-SHA256 output */
+#define MAX_BYTECODE_KEY	4096u
 
 /* Start-up only: there is no sensible way to run without the defaults. */
 static char *
@@ -59,7 +61,7 @@ config_init(struct config *cfg)
 		.max_connections = DEFAULT_MAX_CONNECTIONS,
 		.connection_timeout_s = DEFAULT_CONN_TIMEOUT_S,
 		.metrics_auth = 0,
-		.allow_bytecode = 1,
+		.bytecode = CONFIG_BYTECODE_VERIFIED,
 		.max_scripts = DEFAULT_MAX_SCRIPTS,
 		.max_jobs_per_worker = LUAPOOL_DEFAULT_MAX_JOBS,
 		.cache_entries = LUAPOOL_DEFAULT_CACHE_ENTRIES,
@@ -68,6 +70,7 @@ config_init(struct config *cfg)
 	};
 	cfg->listen = copy_or_die(DEFAULT_LISTEN);
 	cfg->log_level = copy_or_die(DEFAULT_LOG_LEVEL);
+	cfg->worker_user = copy_or_die(LUAPOOL_DEFAULT_WORKER_USER);
 }
 
 void
@@ -78,7 +81,8 @@ config_free(struct config *cfg)
 
 		if (config_keys[i].type == TYPE_PATH ||
 		    config_keys[i].type == TYPE_LISTEN ||
-		    config_keys[i].type == TYPE_LOG_LEVEL) {
+		    config_keys[i].type == TYPE_LOG_LEVEL ||
+		    config_keys[i].type == TYPE_NAME) {
 			free(*string);
 			*string = NULL;
 		}
@@ -188,6 +192,44 @@ check_readable(const char *name, const char *path, char *err, size_t errlen)
 	return 0;
 }
 
+/* The key of bytecode = signed: there, long enough, and private, since
+ * whoever reads it can sign any bytes.  Read at start-up (luapoold.c). */
+static int
+check_bytecode_key(const struct config *cfg, char *err, size_t errlen)
+{
+	struct stat st;
+	const char *path = cfg->bytecode_key_file;
+
+	if (cfg->bytecode != CONFIG_BYTECODE_SIGNED)
+		return 0;
+	if (path == NULL)
+		return config_keys_fail(err, errlen,
+		    "bytecode = signed needs bytecode_key_file (make one with "
+		    "head -c 32 /dev/urandom > key; chmod 600 key)");
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd == -1 || fstat(fd, &st) == -1) {
+		int error = errno;
+		if (fd != -1)
+			close(fd);
+		return config_keys_fail(err, errlen,
+		    "bytecode_key_file \"%s\": %s", path, strerror(error));
+	}
+	close(fd);
+	if (!S_ISREG(st.st_mode))
+		return config_keys_fail(err, errlen,
+		    "bytecode_key_file \"%s\" is not a regular file", path);
+	if (st.st_mode & S_IROTH)
+		return config_keys_fail(err, errlen,
+		    "bytecode_key_file \"%s\" is readable by every user: "
+		    "chmod o-r it (or 600)", path);
+	if (st.st_size < MIN_BYTECODE_KEY || st.st_size > MAX_BYTECODE_KEY)
+		return config_keys_fail(err, errlen,
+		    "bytecode_key_file \"%s\" must hold %u to %u bytes, not "
+		    "%lld", path, MIN_BYTECODE_KEY, MAX_BYTECODE_KEY,
+		    (long long)st.st_size);
+	return 0;
+}
+
 static int
 check_files(const struct config *cfg, char *err, size_t errlen)
 {
@@ -195,6 +237,8 @@ check_files(const struct config *cfg, char *err, size_t errlen)
 
 	if (cfg->auth_token_file != NULL &&
 	    check_token_file(cfg->auth_token_file, err, errlen) == -1)
+		return -1;
+	if (check_bytecode_key(cfg, err, errlen) == -1)
 		return -1;
 	if ((cfg->tls_cert_file == NULL) != (cfg->tls_key_file == NULL))
 		return config_keys_fail(err, errlen,

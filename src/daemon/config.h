@@ -13,6 +13,14 @@
 
 #define CONFIG_DEFAULT_FILE "/etc/luapoold/luapoold.conf"
 
+/* Values of `bytecode` (allow_bytecode = yes/no is an old spelling of
+ * verified/off, so those two keep the values of a boolean). */
+enum config_bytecode {
+	CONFIG_BYTECODE_OFF = 0,	/* source only */
+	CONFIG_BYTECODE_VERIFIED = 1,	/* bytecode that passes the verifier */
+	CONFIG_BYTECODE_SIGNED = 2	/* only bytecode this server compiled */
+};
+
 struct config {
 	char *listen;			/* "127.0.0.1:8080", "[::1]:8080", ":8080" */
 	unsigned workers;		/* 0: one per CPU */
@@ -27,7 +35,8 @@ struct config {
 	unsigned connection_timeout_s;	/* idle or slow client */
 	char *auth_token_file;		/* NULL: no auth */
 	int metrics_auth;		/* 1: /metrics needs the token too */
-	int allow_bytecode;
+	int bytecode;			/* enum config_bytecode; also allow_bytecode */
+	char *bytecode_key_file;	/* HMAC key of bytecode = signed */
 	char *scripts_dir;		/* NULL: scripts kept in memory only */
 	unsigned max_scripts;
 	unsigned max_jobs_per_worker;
@@ -35,6 +44,7 @@ struct config {
 	char *log_level;		/* error warn info debug */
 	int access_log;
 	char *worker_path;		/* NULL: the pool's search order */
+	char *worker_user;		/* workers run as this user when luapoold is root */
 	char *tls_cert_file, *tls_key_file;
 	unsigned http_threads;		/* 0: one per CPU */
 

@@ -20,7 +20,9 @@ static const char *const metavars[] = {
 	[TYPE_BOOL] = "BOOL",
 	[TYPE_PATH] = "PATH",
 	[TYPE_LISTEN] = "ADDRESS",
-	[TYPE_LOG_LEVEL] = "LEVEL"
+	[TYPE_LOG_LEVEL] = "LEVEL",
+	[TYPE_BYTECODE] = "MODE",
+	[TYPE_NAME] = "NAME"
 };
 
 static void

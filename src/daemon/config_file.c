@@ -118,6 +118,15 @@ parse_line(struct config *cfg, char *line, unsigned long lineno,
 		return config_keys_fail(err, errlen,
 		    "duplicate key \"%s\" (first set on line "
 		    "%lu)", name, first_line[key - config_keys]);
+	/* Two spellings of one setting would make the order matter. */
+	for (size_t i = 0; i < CONFIG_KEY_COUNT; i++) {
+		if (first_line[i] != 0 && config_keys_owner(&config_keys[i]) ==
+		    config_keys_owner(key))
+			return config_keys_fail(err, errlen,
+			    "\"%s\" and \"%s\" (line %lu) set the same "
+			    "thing: give one", name, config_keys[i].name,
+			    first_line[i]);
+	}
 	first_line[key - config_keys] = lineno;
 	if (config_keys_set(cfg, key, value, why, sizeof(why)) == -1)
 		return config_keys_fail(err, errlen, "%s: %s", key->name, why);
@@ -181,6 +190,8 @@ config_print(const struct config *cfg, FILE *out)
 		const char *value = config_keys_value_text(cfg, &config_keys[i],
 		    buf, sizeof(buf));
 
+		if (config_keys[i].alias)
+			continue;
 		if (value == NULL)
 			fprintf(out, "# %s =\n", config_keys[i].name);
 		else if (needs_quotes(value))

@@ -21,7 +21,9 @@ enum key_type {
 	TYPE_BOOL,		/* int 0/1: yes/no, true/false, on/off, 1/0 */
 	TYPE_PATH,		/* char *: a file or directory; empty: unset */
 	TYPE_LISTEN,		/* char *: host:port, [v6]:port or :port */
-	TYPE_LOG_LEVEL		/* char *: error warn info debug */
+	TYPE_LOG_LEVEL,		/* char *: error warn info debug */
+	TYPE_BYTECODE,		/* int: enum config_bytecode, off verified signed */
+	TYPE_NAME		/* char *: a name (a user); never empty */
 };
 
 struct config_key {
@@ -29,11 +31,14 @@ struct config_key {
 	enum key_type type;
 	size_t offset;		/* of the field in struct config */
 	const char *help;	/* one line for --help */
+	int alias;		/* another spelling of the key before it (same
+				 * field): not written by config_print, and a
+				 * file may set only one of the two */
 };
 
 /* Entries of config_keys; config_keys.c fails to compile when the table
  * has another length, so a new key updates this count too. */
-#define CONFIG_KEY_COUNT	24
+#define CONFIG_KEY_COUNT	27
 
 /* Every key, in the order of struct config (and of conf/luapoold.conf). */
 extern const struct config_key config_keys[];
@@ -63,6 +68,10 @@ int config_keys_set_string(char **field, const char *value, char *err,
  * field itself, or buf; NULL when the key is unset. */
 const char *config_keys_value_text(const struct config *cfg,
     const struct config_key *key, char *buf, size_t len);
+
+/* The key that owns key's field: key itself, or for an alias the key
+ * it spells differently. */
+const struct config_key *config_keys_owner(const struct config_key *key);
 
 /* The lower-case spelling of a log level, or NULL. */
 const char *config_keys_canonical_log_level(const char *value);

@@ -31,6 +31,7 @@
 #define SIZE_KEY(f, help)	{ #f, TYPE_SIZE, FIELD(f, size_t), help }
 #define BOOL_KEY(f, help)	{ #f, TYPE_BOOL, FIELD(f, int), help }
 #define PATH_KEY(f, help)	{ #f, TYPE_PATH, FIELD(f, char *), help }
+#define NAME_KEY(f, help)	{ #f, TYPE_NAME, FIELD(f, char *), help }
 
 /* In the order of struct config; conf/luapoold.conf follows it too. */
 const struct config_key config_keys[] = {
@@ -55,8 +56,14 @@ const struct config_key config_keys[] = {
 	PATH_KEY(auth_token_file, "file holding the bearer token every request "
 	    "must send; unset: no authentication"),
 	BOOL_KEY(metrics_auth, "whether GET /metrics needs the token too"),
-	BOOL_KEY(allow_bytecode,
-	    "whether clients may send bytecode; no: source only"),
+	{ "bytecode", TYPE_BYTECODE, FIELD(bytecode, int),
+	    "what bytecode clients may send: verified (any that passes the "
+	    "verifier), signed (only what this server's /v1/compile gave; needs "
+	    "bytecode_key_file) or off (source only)" },
+	{ "allow_bytecode", TYPE_BOOL, FIELD(bytecode, int),
+	    "old spelling of bytecode: yes is verified, no is off", 1 },
+	PATH_KEY(bytecode_key_file, "file of at least 32 secret bytes, not "
+	    "readable by other users, keying the tags of bytecode = signed"),
 	PATH_KEY(scripts_dir, "directory where stored scripts are kept; "
 	    "unset: in memory only, lost on restart"),
 	UNSIGNED_KEY(max_scripts, "scripts that may be stored at once"),
@@ -68,6 +75,8 @@ const struct config_key config_keys[] = {
 	BOOL_KEY(access_log, "whether every request is logged (at info level)"),
 	PATH_KEY(worker_path, "the luapool-worker executable; unset: "
 	    "$LUAPOOL_WORKER, the install path, then next to luapoold"),
+	NAME_KEY(worker_user, "user the workers run as when luapoold runs as "
+	    "root (never root itself); ignored otherwise"),
 	PATH_KEY(tls_cert_file,
 	    "PEM certificate (chain); with tls_key_file, serve HTTPS"),
 	PATH_KEY(tls_key_file, "PEM private key of tls_cert_file"),
@@ -79,6 +88,9 @@ _Static_assert(sizeof(config_keys) / sizeof(config_keys[0]) == CONFIG_KEY_COUNT,
     "CONFIG_KEY_COUNT in config_internal.h must count the keys");
 
 static const char *const log_levels[] = { "error", "warn", "info", "debug" };
+
+/* Indexed by enum config_bytecode. */
+static const char *const bytecode_modes[] = { "off", "verified", "signed" };
 
 static const struct {
 	const char *word;
@@ -255,6 +267,25 @@ set_log_level(char **field, const char *value, char *err, size_t errlen)
 	return config_keys_set_string(field, level, err, errlen);
 }
 
+static int
+set_bytecode(int *field, const char *value, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < sizeof(bytecode_modes) / sizeof(bytecode_modes[0]); i++) {
+		if (strcasecmp(value, bytecode_modes[i]) == 0) {
+			*field = (int)i;
+			return 0;
+		}
+	}
+	return config_keys_fail(err, errlen,
+	    "not a bytecode mode: \"%s\" (verified, signed or off)", value);
+}
+
+const struct config_key *
+config_keys_owner(const struct config_key *key)
+{
+	return key->alias ? key - 1 : key;
+}
+
 /* A host name or IPv4 address as written before ":port". */
 static int
 is_host_name(const char *host)
@@ -370,6 +401,10 @@ config_keys_set(struct config *cfg, const struct config_key *key,
 		return config_keys_set_string(field, value, err, errlen);
 	case TYPE_LOG_LEVEL:
 		return set_log_level(field, value, err, errlen);
+	case TYPE_BYTECODE:
+		return set_bytecode(field, value, err, errlen);
+	case TYPE_NAME:
+		return config_keys_set_string(field, value, err, errlen);
 	}
 	return config_keys_fail(err, errlen, "key of unknown type");
 }
@@ -410,9 +445,12 @@ config_keys_value_text(const struct config *cfg,
 		return buf;
 	case TYPE_BOOL:
 		return *flag ? "yes" : "no";
+	case TYPE_BYTECODE:
+		return *flag >= 0 && *flag <= CONFIG_BYTECODE_SIGNED ? bytecode_modes[*flag] : NULL;
 	case TYPE_PATH:
 	case TYPE_LISTEN:
 	case TYPE_LOG_LEVEL:
+	case TYPE_NAME:
 		return *string;
 	}
 	return NULL;

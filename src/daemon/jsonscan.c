@@ -89,11 +89,15 @@ read_unsigned(const char *p, const char *end, unsigned long *out)
 	return JSONSCAN_FOUND;
 }
 
-enum jsonscan_result
-jsonscan_timeout_ms(const char *text, size_t len, unsigned long *out)
+/* The one top-level member named key: [*value, *value_end) is its value
+ * as written.  UNSURE for a repeated key, which parsers resolve
+ * differently, and for any escaped key, which might spell it. */
+static enum jsonscan_result
+find_member(const char *text, size_t len, const char *key, const char **value,
+    const char **value_end)
 {
-	static const char key[] = "timeout_ms";
 	const char *p = text, *end = text + len;
+	size_t key_len = strlen(key);
 	p = skip_space(p, end);
 	if (p >= end || *p != '{')
 		return JSONSCAN_UNSURE;
@@ -115,15 +119,19 @@ jsonscan_timeout_ms(const char *text, size_t len, unsigned long *out)
 		if (p >= end || *p != ':')
 			return JSONSCAN_UNSURE;
 		p = skip_space(p + 1, end);
-		if (name_len == sizeof(key) - 1 && memcmp(name, key, name_len) == 0) {
-			/* A second one would disagree with the worker's parse. */
-			if (found || read_unsigned(p, end, out) != JSONSCAN_FOUND)
-				return JSONSCAN_UNSURE;
+		int match = name_len == key_len && memcmp(name, key, name_len) == 0;
+		/* A second one would disagree with the worker's parse. */
+		if (match && found)
+			return JSONSCAN_UNSURE;
+		const char *start = p;
+		p = skip_value(p, end);
+		if (p == NULL || p == start)
+			return JSONSCAN_UNSURE;
+		if (match) {
+			*value = start;
+			*value_end = p;
 			found = 1;
 		}
-		p = skip_value(p, end);
-		if (p == NULL)
-			return JSONSCAN_UNSURE;
 		p = skip_space(p, end);
 		if (p < end && *p == ',') {
 			p = skip_space(p + 1, end);
@@ -133,4 +141,27 @@ jsonscan_timeout_ms(const char *text, size_t len, unsigned long *out)
 			return JSONSCAN_UNSURE;
 		return found ? JSONSCAN_FOUND : JSONSCAN_ABSENT;
 	}
+}
+
+enum jsonscan_result
+jsonscan_timeout_ms(const char *text, size_t len, unsigned long *out)
+{
+	const char *value, *value_end;
+	enum jsonscan_result found = find_member(text, len, "timeout_ms", &value, &value_end);
+	if (found != JSONSCAN_FOUND)
+		return found;
+	return read_unsigned(value, value_end, out);
+}
+
+enum jsonscan_result
+jsonscan_member(const char *text, size_t len, const char *key, const char **value,
+    size_t *value_len)
+{
+	const char *start, *stop;
+	enum jsonscan_result found = find_member(text, len, key, &start, &stop);
+	if (found == JSONSCAN_FOUND) {
+		*value = start;
+		*value_len = (size_t)(stop - start);
+	}
+	return found;
 }

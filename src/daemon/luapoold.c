@@ -37,11 +37,14 @@ struct daemon {
 	struct http *http;
 	char *token;
 	char *tls_cert, *tls_key;
+	unsigned char *bytecode_key;	/* bytecode = signed, until http_start */
+	size_t bytecode_key_len;
 	char info_json[256];
 };
 
+/* The whole file, NUL-terminated; its length in *len unless NULL. */
 static char *
-read_small_file(const char *path, const char *what)
+read_small_file(const char *path, const char *what, size_t *len)
 {
 	FILE *f = fopen(path, "rb");
 	if (f == NULL) {
@@ -61,14 +64,14 @@ read_small_file(const char *path, const char *what)
 		}
 	}
 	fclose(f);
-	return buffer_steal(&b, NULL);
+	return buffer_steal(&b, len);
 }
 
 /* The token is the file's first line, without surrounding blanks. */
 static char *
 read_token(const char *path)
 {
-	char *text = read_small_file(path, "auth token file");
+	char *text = read_small_file(path, "auth token file", NULL);
 	if (text == NULL)
 		return NULL;
 	char *start = text + strspn(text, " \t\r\n");
@@ -108,21 +111,25 @@ pool_options_from_config(const struct config *cfg, struct luapool_options *o)
 	o->max_jobs_per_worker = cfg->max_jobs_per_worker;
 	o->cache_entries = cfg->cache_entries;
 	o->max_json_depth = cfg->max_json_depth;
-	o->allow_bytecode = cfg->allow_bytecode;
+	o->allow_bytecode = cfg->bytecode == CONFIG_BYTECODE_OFF ? LUAPOOL_BYTECODE_NONE :
+	    cfg->bytecode == CONFIG_BYTECODE_SIGNED ? LUAPOOL_BYTECODE_BESIDE :
+	    LUAPOOL_BYTECODE_ANY;
 	o->worker_path = cfg->worker_path;
+	o->worker_user = cfg->worker_user;
 	/* With the HTTP event loop, its thread runs the dispatcher too. */
 	o->external_dispatch = cfg->http_threads == 0;
 }
 
-/* Stored source must compile; checked in a worker when the store loads. */
+/* Stored source must compile (checked in a worker) and stored bytecode
+ * must pass the verifier, when the store loads.  Files in scripts_dir are
+ * the operator's: with bytecode = signed they need no tag. */
 static int
 validate_script(void *arg, const char *name, int is_source, const char *chunk, size_t len,
     char *err, size_t errlen)
 {
 	struct daemon *d = arg;
 	if (!is_source)
-		return len >= 4 && memcmp(chunk, "\033LJ", 3) == 0 ? 0 :
-		    (snprintf(err, errlen, "not LuaJIT bytecode"), -1);
+		return http_bytecode_verify(chunk, len, err, errlen);
 	struct luapool_error e;
 	size_t bc_len;
 	void *bc = luapool_compile(d->pool, chunk, len, name, &bc_len, &e);
@@ -149,6 +156,18 @@ describe_bytecode(struct daemon *d)
 	free(bc);
 }
 
+/* http_start keeps only what it derived from the key. */
+static void
+forget_bytecode_key(struct daemon *d)
+{
+	volatile unsigned char *wipe = d->bytecode_key;
+	for (size_t i = 0; wipe && i < d->bytecode_key_len; i++)
+		wipe[i] = 0;
+	free(d->bytecode_key);
+	d->bytecode_key = NULL;
+	d->bytecode_key_len = 0;
+}
+
 static int
 start_http(struct daemon *d, char *err, size_t errlen)
 {
@@ -167,11 +186,15 @@ start_http(struct daemon *d, char *err, size_t errlen)
 		.auth_token = d->token,
 		.metrics_auth = d->cfg.metrics_auth,
 		.access_log = d->cfg.access_log,
-		.allow_bytecode = d->cfg.allow_bytecode,
+		.bytecode_mode = d->cfg.bytecode == CONFIG_BYTECODE_OFF ? HTTP_BYTECODE_OFF :
+		    d->cfg.bytecode == CONFIG_BYTECODE_SIGNED ? HTTP_BYTECODE_SIGNED :
+		    HTTP_BYTECODE_VERIFIED,
+		.bytecode_key = d->bytecode_key, .bytecode_key_len = d->bytecode_key_len,
 		.tls_cert_pem = d->tls_cert, .tls_key_pem = d->tls_key,
 		.info_json = d->info_json,
 	};
 	d->http = http_start(&o, d->pool, d->scripts, err, errlen);
+	forget_bytecode_key(d);
 	if (d->http == NULL)
 		return -1;
 	char status[320];
@@ -193,11 +216,15 @@ start(struct daemon *d)
 	if (d->cfg.auth_token_file && (d->token = read_token(d->cfg.auth_token_file)) == NULL)
 		return -1;
 	if (d->cfg.tls_cert_file) {
-		d->tls_cert = read_small_file(d->cfg.tls_cert_file, "TLS certificate");
-		d->tls_key = read_small_file(d->cfg.tls_key_file, "TLS key");
+		d->tls_cert = read_small_file(d->cfg.tls_cert_file, "TLS certificate", NULL);
+		d->tls_key = read_small_file(d->cfg.tls_key_file, "TLS key", NULL);
 		if (d->tls_cert == NULL || d->tls_key == NULL)
 			return -1;
 	}
+	if (d->cfg.bytecode == CONFIG_BYTECODE_SIGNED && (d->bytecode_key = (unsigned char *)
+	    read_small_file(d->cfg.bytecode_key_file, "bytecode key file",
+	    &d->bytecode_key_len)) == NULL)
+		return -1;
 	pool_options_from_config(&d->cfg, &po);
 	d->pool = luapool_new_with(&po, &pe);
 	if (d->pool == NULL) {
@@ -265,11 +292,14 @@ reload(struct daemon *d, int argc, char **argv)
 	warn_if_changed(o->memory_limit_mb != fresh.memory_limit_mb, "memory_limit_mb");
 	warn_if_changed(o->max_result_bytes != fresh.max_result_bytes, "max_result_bytes");
 	warn_if_changed(o->max_connections != fresh.max_connections, "max_connections");
-	warn_if_changed(o->allow_bytecode != fresh.allow_bytecode, "allow_bytecode");
+	warn_if_changed(o->bytecode != fresh.bytecode, "bytecode");
+	warn_if_changed(strings_differ(o->bytecode_key_file, fresh.bytecode_key_file),
+	    "bytecode_key_file");
 	warn_if_changed(strings_differ(o->scripts_dir, fresh.scripts_dir), "scripts_dir");
 	warn_if_changed(strings_differ(o->tls_cert_file, fresh.tls_cert_file), "tls_cert_file");
 	warn_if_changed(strings_differ(o->tls_key_file, fresh.tls_key_file), "tls_key_file");
 	warn_if_changed(strings_differ(o->worker_path, fresh.worker_path), "worker_path");
+	warn_if_changed(strings_differ(o->worker_user, fresh.worker_user), "worker_user");
 	warn_if_changed(o->max_json_depth != fresh.max_json_depth, "max_json_depth");
 	warn_if_changed(o->connection_timeout_s != fresh.connection_timeout_s,
 	    "connection_timeout_s");
@@ -322,6 +352,7 @@ release(struct daemon *d)
 	free(d->token);
 	free(d->tls_cert);
 	free(d->tls_key);
+	forget_bytecode_key(d);
 	config_free(&d->cfg);
 }
 

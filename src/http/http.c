@@ -472,6 +472,8 @@ http_start(const struct http_options *opts, struct luapool *pool, struct scripts
 	atomic_init(&http->max_body_bytes, opts->max_body_bytes);
 	atomic_init(&http->access_log, opts->access_log);
 	atomic_init(&http->metrics_auth, opts->metrics_auth);
+	if (http_bytecode_setup(http, err, errlen) == -1)
+		goto fail;
 	if (resolve_listen(opts->host, opts->port, &ss, &ipv6) == -1) {
 		snprintf(err, errlen, "cannot use listen address \"%s\"", opts->host);
 		goto fail;

@@ -36,4 +36,9 @@ unsigned http_in_flight(const struct http *http);
 /* Closes every connection and frees; every job must be answered before. */
 void http_stop(struct http *http);
 
+/* Whether chunk is bytecode this server would run: the \033LJ signature
+ * and the verifier (vm/bcverify.h).  -1 with err filled.  For scripts the
+ * daemon loads from scripts_dir (http_bytecode.c). */
+int http_bytecode_verify(const void *chunk, size_t len, char *err, size_t errlen);
+
 #endif

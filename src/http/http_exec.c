@@ -23,6 +23,11 @@ static void
 take_reply(struct request *r, const struct luapool_reply *reply)
 {
 	r->worker_pid = reply->worker_pid;
+	if (reply->status == LUAPOOL_OK && r->route == METRICS_ROUTE_COMPILE &&
+	    r->http->opts.bytecode_mode == HTTP_BYTECODE_SIGNED) {
+		http_bytecode_prepare_signed(r, reply);
+		return;
+	}
 	if (reply->status == LUAPOOL_OK) {
 		char *body = malloc(reply->body_len + 1);
 		if (body == NULL) {
@@ -119,6 +124,15 @@ http_exec_handle(struct request *r)
 {
 	if (r->body.len == 0) {
 		http_request_prepare_problem(r, "invalid_json", "the request body is empty", NULL);
+		return;
+	}
+	if (r->route == METRICS_ROUTE_EXEC &&
+	    r->http->opts.bytecode_mode == HTTP_BYTECODE_SIGNED) {
+		unsigned char *chunk = NULL;
+		size_t len = 0;
+		if (http_bytecode_take_signed(r, &chunk, &len) >= 0)
+			http_exec_submit(r, LUAPOOL_JOB_EXEC, (const char *)chunk, len, 0);
+		free(chunk);
 		return;
 	}
 	http_exec_submit(r, r->route == METRICS_ROUTE_EXEC ? LUAPOOL_JOB_EXEC :

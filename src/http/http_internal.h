@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "common/buffer.h"
+#include "common/sha256.h"
 #include "daemon/metrics.h"
 #include "daemon/scripts.h"
 #include "http/http_options.h"
@@ -37,6 +38,7 @@ struct http {
 	int epfd;			/* event-loop mode */
 	int signal_watched;
 	atomic_int activity;		/* a job was submitted or answered */
+	struct hmac_sha256_key bytecode_key;	/* bytecode = signed */
 };
 
 enum route_method {
@@ -104,6 +106,31 @@ void http_scripts_handle(struct request *r);
 /* After the compile job of a PUT with source came back: stores the
  * source if it compiled, and prepares the answer. */
 void http_scripts_finish_put(struct request *r);
+
+/* http_bytecode.c: bytecode trust (the `bytecode` mode, signed chunks). */
+
+/* Derives the HMAC key of bytecode = signed from opts (which keep no
+ * copy).  -1 with err filled if the key is missing or short. */
+int http_bytecode_setup(struct http *http, char *err, size_t errlen);
+/* "off", "verified" or "signed". */
+const char *http_bytecode_mode_name(int mode);
+/* Whether buf (len bytes, as a client sent it) may be stored or run as
+ * bytecode: in signed mode it must carry this server's tag, which is then
+ * not part of the chunk (*chunk_len tells its length); in every mode the
+ * chunk must pass the verifier.  -1 with err filled (the detail of an
+ * invalid_bytecode answer). */
+int http_bytecode_accept(const struct http *http, const unsigned char *buf, size_t len,
+    size_t *chunk_len, char *err, size_t errlen);
+/* POST /v1/exec with bytecode = signed: the request's "bytecode" with its
+ * tag checked and stripped, to be submitted beside the request (whose
+ * base64 is replaced with null).  1 with *chunk (malloc'd, caller frees)
+ * and *chunk_len; 0 when the request has no "bytecode" string this can
+ * read (submit it as it is: in this mode the worker refuses bytecode
+ * inside a request); -1 when the error answer is prepared. */
+int http_bytecode_take_signed(struct request *r, unsigned char **chunk, size_t *chunk_len);
+/* The answer of a /v1/compile job with bytecode = signed: the worker's
+ * bytecode, verified, with this server's tag. */
+void http_bytecode_prepare_signed(struct request *r, const struct luapool_reply *reply);
 
 /* http_status.c: /healthz, /v1/info, /metrics. */
 

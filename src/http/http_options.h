@@ -9,6 +9,13 @@
 
 #include <stddef.h>
 
+/* What the server does with client bytecode (config key `bytecode`). */
+enum http_bytecode_mode {
+	HTTP_BYTECODE_OFF = 0,		/* source only */
+	HTTP_BYTECODE_VERIFIED = 1,	/* any bytecode the verifier passes */
+	HTTP_BYTECODE_SIGNED = 2	/* only bytecode this server compiled (HMAC tag) */
+};
+
 struct http_options {
 	const char *host;		/* "" or NULL: all interfaces */
 	unsigned port;			/* 0: any free port */
@@ -23,7 +30,9 @@ struct http_options {
 	const char *auth_token;		/* NULL: no auth */
 	int metrics_auth;
 	int access_log;
-	int allow_bytecode;
+	int bytecode_mode;		/* enum http_bytecode_mode */
+	const void *bytecode_key;	/* signed: the HMAC key (at least 32 bytes), */
+	size_t bytecode_key_len;	/* used by http_start and not kept */
 	const char *tls_cert_pem, *tls_key_pem;	/* both or neither */
 	const char *info_json;		/* extra fields for /v1/info, an object */
 };

@@ -1,9 +1,11 @@
 /*
  * http_scripts.c - the named-script routes: GET /v1/scripts, and PUT, GET,
  * DELETE and POST (run) /v1/scripts/{name} over the store (daemon/scripts).
- * Source is compiled by a worker before it is stored, so a script that is
- * stored always loads; running one is an exec job (http_exec.c).  This file
- * never touches a connection nor parses a script itself.
+ * Source is compiled by a worker before it is stored, and bytecode passes
+ * the verifier (and the tag check of bytecode = signed, http_bytecode.c)
+ * first, so a script that is stored always loads; running one is an exec
+ * job (http_exec.c).  This file never touches a connection nor parses a
+ * script itself.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -58,23 +60,26 @@ handle_script_put(struct request *r)
 		    "give either \"source\" (text) or \"bytecode\" (base64)", NULL);
 		return;
 	}
-	if (!r->http->opts.allow_bytecode) {
+	if (r->http->opts.bytecode_mode == HTTP_BYTECODE_OFF) {
 		cJSON_Delete(root);
 		http_request_prepare_problem(r, "invalid_request",
-		    "bytecode is disabled on this server", NULL);
+		    "bytecode is disabled on this server (bytecode = off); send source", NULL);
 		return;
 	}
 	size_t len = strlen(bc->valuestring);
 	unsigned char *chunk = malloc(base64_decoded_max(len) + 1);
 	long n = chunk ? base64_decode(bc->valuestring, len, chunk) : -1;
 	cJSON_Delete(root);
+	char why[256];
+	size_t chunk_len;
 	if (n < 0) {
 		http_request_prepare_problem(r, "invalid_base64",
 		    "\"bytecode\" is not valid base64", NULL);
-	} else if (n < 4 || memcmp(chunk, "\033LJ", 3) != 0) {
-		http_request_prepare_problem(r, "invalid_bytecode", "not LuaJIT bytecode", NULL);
+	} else if (http_bytecode_accept(r->http, chunk, (size_t)n, &chunk_len, why,
+	    sizeof(why)) == -1) {
+		http_request_prepare_problem(r, "invalid_bytecode", why, NULL);
 	} else {
-		store_script(r, 0, chunk, (size_t)n);
+		store_script(r, 0, chunk, chunk_len);	/* verified, without its tag */
 	}
 	free(chunk);
 }

@@ -23,11 +23,12 @@ http_status_info(struct request *r)
 	buffer_printf(&b, "{\"name\":\"luapoold\",\"version\":\"%s\",\"engine\":\"%s\","
 	    "\"workers\":{\"target\":%u,\"live\":%u,\"busy\":%u},\"queue_depth\":%u,"
 	    "\"limits\":{\"max_body_bytes\":%zu,\"max_timeout_ms\":%u,\"max_connections\":%u},"
-	    "\"auth\":%s,\"allow_bytecode\":%s,\"extra\":%s}",
+	    "\"auth\":%s,\"allow_bytecode\":%s,\"bytecode\":\"%s\",\"extra\":%s}",
 	    LUAPOOL_VERSION, engine, st.workers_target, st.workers_live, st.workers_busy,
 	    st.queue_depth, atomic_load(&r->http->max_body_bytes), r->http->opts.max_timeout_ms,
 	    r->http->opts.max_connections, auth ? "true" : "false",
-	    r->http->opts.allow_bytecode ? "true" : "false",
+	    r->http->opts.bytecode_mode != HTTP_BYTECODE_OFF ? "true" : "false",
+	    http_bytecode_mode_name(r->http->opts.bytecode_mode),
 	    r->http->info_json ? r->http->info_json : "{}");
 	http_request_prepare_json(r, 200, &b);
 }

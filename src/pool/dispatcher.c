@@ -117,6 +117,10 @@ handle_event(struct luapool *pool, const struct epoll_event *ev)
 		supervise_reap(pool, w);
 		return;
 	}
+	if (kind == EVENT_LOG) {
+		supervise_read_log(pool, w);
+		return;
+	}
 	if (w->fd == -1)
 		return;
 	if ((ev->events & EPOLLOUT) && w->job && w->sent < sizeof(w->out) + w->job->payload_len)
@@ -203,7 +207,7 @@ dispatcher_start(struct luapool *pool, struct luapool_error *err)
 	for (unsigned i = 0; i < pool->nworkers; i++) {
 		struct worker *w = &pool->workers[i];
 		w->index = i;
-		w->fd = w->pidfd = -1;
+		w->fd = w->pidfd = w->log_fd = -1;
 		buffer_init(&w->in, reply_limit);
 	}
 	pool->epfd = epoll_create1(EPOLL_CLOEXEC);

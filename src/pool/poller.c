@@ -1,6 +1,7 @@
 /*
  * poller.c - the dispatcher's epoll set: one key per event source (the
- * wake-up eventfd, each worker's socket and pidfd) and registration.
+ * wake-up eventfd, each worker's socket, pidfd and stderr pipe) and
+ * registration.
  * Knows nothing of jobs; never blocks.
  */
 #include <errno.h>

@@ -11,8 +11,9 @@
 #define EVENT_WAKE	0u
 #define EVENT_SOCKET	1u
 #define EVENT_PIDFD	2u
+#define EVENT_LOG	3u	/* the worker's stderr pipe (worker_log.c) */
 
-/* The epoll key of one event source: kind in the low bits, worker index above. */
+/* The epoll key of one event source: kind in the low 2 bits, worker index above. */
 uint64_t poller_key(unsigned kind, unsigned index);
 /* epoll_ctl(op) for fd with events under key; logs a failure. */
 void poller_watch(struct luapool *pool, int fd, uint32_t events, uint64_t key, int op);

@@ -7,6 +7,7 @@
  * job's context: the JSON request goes to the worker as it came.
  */
 #include <errno.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +52,7 @@ luapool_options_init(struct luapool_options *opts)
 	opts->grace_ms = LUAPOOL_DEFAULT_GRACE_MS;
 	opts->max_json_depth = LUAPOOL_DEFAULT_MAX_DEPTH;
 	opts->allow_bytecode = 1;
+	opts->worker_user = LUAPOOL_DEFAULT_WORKER_USER;
 }
 
 static int
@@ -88,9 +90,54 @@ build_worker_argv(struct luapool *pool)
 	add_worker_arg(pool, &argc, "--grace-ms", o->grace_ms);
 	add_worker_arg(pool, &argc, "--default-timeout-ms", o->default_timeout_ms);
 	add_worker_arg(pool, &argc, "--max-timeout-ms", o->max_timeout_ms);
-	add_worker_arg(pool, &argc, "--allow-bytecode", o->allow_bytecode ? 1 : 0);
+	add_worker_arg(pool, &argc, "--allow-bytecode",
+	    o->allow_bytecode == LUAPOOL_BYTECODE_BESIDE ? LUAPOOL_BYTECODE_BESIDE :
+	    o->allow_bytecode ? LUAPOOL_BYTECODE_ANY : LUAPOOL_BYTECODE_NONE);
 	add_worker_arg(pool, &argc, "--ppid", (unsigned long)getpid());
+	pool->log_level_slot = argc / 2;
+	add_worker_arg(pool, &argc, "--log-level", (unsigned long)log_get_level());
+	if (pool->switch_user) {
+		add_worker_arg(pool, &argc, "--uid", (unsigned long)pool->worker_uid);
+		add_worker_arg(pool, &argc, "--gid", (unsigned long)pool->worker_gid);
+	}
 	pool->worker_argv[argc] = NULL;
+}
+
+/*
+ * A pool started as root runs its workers as opts.worker_user, resolved
+ * here once (the worker switches itself, see sandbox_drop_privileges).
+ * Not root: nothing to switch, and a user that is not the default is
+ * worth a warning.  -1 with err filled.
+ */
+static int
+resolve_worker_user(struct luapool *pool, const char *name, struct luapool_error *err)
+{
+	if (geteuid() != 0) {
+		if (name != NULL && strcmp(name, LUAPOOL_DEFAULT_WORKER_USER) != 0)
+			log_warn("worker_user %s ignored: luapoold is not running as root", name);
+		return 0;
+	}
+	if (name == NULL || name[0] == '\0') {
+		set_error(err, LUAPOOL_E_INVALID, "running as root needs a worker_user");
+		return -1;
+	}
+	struct passwd pw, *found = NULL;
+	char text[4096];
+	int rc = getpwnam_r(name, &pw, text, sizeof(text), &found);
+	if (found == NULL) {
+		set_error(err, LUAPOOL_E_INVALID, "worker_user \"%s\": %s", name,
+		    rc ? strerror(rc) : "no such user");
+		return -1;
+	}
+	if (pw.pw_uid == 0 || pw.pw_gid == 0) {
+		set_error(err, LUAPOOL_E_INVALID, "worker_user \"%s\" has uid or gid 0; "
+		    "workers must not run as root", name);
+		return -1;
+	}
+	pool->switch_user = 1;
+	pool->worker_uid = pw.pw_uid;
+	pool->worker_gid = pw.pw_gid;
+	return 0;
 }
 
 /* Bounded wait until every worker said READY, so a new pool serves at full
@@ -131,6 +178,7 @@ luapool_new_with(const struct luapool_options *opts, struct luapool_error *err)
 	}
 	pool->opts = *opts;
 	pool->opts.worker_path = NULL;
+	pool->opts.worker_user = NULL;
 	if (pool->opts.workers == 0) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 		pool->opts.workers = n > 0 ? (unsigned)n : 1;
@@ -139,6 +187,10 @@ luapool_new_with(const struct luapool_options *opts, struct luapool_error *err)
 	if (process_find_worker(opts->worker_path, pool->worker_path, sizeof(pool->worker_path)) == -1) {
 		set_error(err, LUAPOOL_E_INVALID, "no executable luapool-worker found (set the "
 		    "worker_path option or LUAPOOL_WORKER)");
+		free(pool);
+		return NULL;
+	}
+	if (resolve_worker_user(pool, opts->worker_user, err) == -1) {
 		free(pool);
 		return NULL;
 	}

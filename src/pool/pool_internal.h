@@ -16,6 +16,7 @@
 #include "common/buffer.h"
 #include "common/frame.h"
 #include "luapool.h"
+#include "pool/worker_log.h"
 
 struct job {
 	struct job *next;
@@ -45,6 +46,8 @@ struct worker {
 	enum worker_state state;
 	pid_t pid;
 	int fd, pidfd;
+	int log_fd;			/* read end of its stderr; -1: closed */
+	struct worker_log log;
 	struct job *job;
 	struct frame_header out;	/* header of the job being sent */
 	size_t sent;			/* bytes of header+payload written */
@@ -65,8 +68,12 @@ struct worker {
 struct luapool {
 	struct luapool_options opts;
 	char worker_path[PATH_MAX];
-	char *worker_argv[24];
+	char *worker_argv[32];
 	char argv_text[16][32];
+	unsigned log_level_slot;	/* argv_text entry of --log-level, set at each spawn */
+	int switch_user;		/* started as root: workers become worker_uid/gid */
+	uid_t worker_uid;
+	gid_t worker_gid;
 
 	pthread_mutex_t lock;
 	struct job *head, *tail;

@@ -70,9 +70,10 @@ process_find_worker(const char *configured, char *out, size_t outlen)
 }
 
 pid_t
-process_spawn_worker(const char *path, char *const argv[], int *fd)
+process_spawn_worker(const char *path, char *const argv[], int *fd, int *log_fd)
 {
 	int sv[2] = { -1, -1 };
+	int lp[2] = { -1, -1 };
 	posix_spawn_file_actions_t actions;
 	posix_spawnattr_t attr;
 	int have_actions = 0, have_attr = 0;
@@ -82,9 +83,17 @@ process_spawn_worker(const char *path, char *const argv[], int *fd)
 		log_error("socketpair: %s", strerror(errno));
 		goto fail;
 	}
+	if (pipe2(lp, O_CLOEXEC) == -1) {
+		log_error("pipe2: %s", strerror(errno));
+		goto fail;
+	}
 	if (posix_spawn_file_actions_init(&actions) != 0)
 		goto fail;
 	have_actions = 1;
+	/* The worker's stderr is a pipe to us: its lines reach the log only
+	 * through worker_log.c, escaped. */
+	if (posix_spawn_file_actions_adddup2(&actions, lp[1], STDERR_FILENO) != 0)
+		goto fail;
 	/* dup2 clears close-on-exec on the copy; every other descriptor of
 	 * ours is close-on-exec, and the worker closes any stray one. */
 	if (posix_spawn_file_actions_adddup2(&actions, sv[1], FRAME_WORKER_FD) != 0)
@@ -106,9 +115,14 @@ process_spawn_worker(const char *path, char *const argv[], int *fd)
 	}
 	close(sv[1]);
 	sv[1] = -1;
+	close(lp[1]);
+	lp[1] = -1;
 	int flags = fcntl(sv[0], F_GETFL);
 	fcntl(sv[0], F_SETFL, flags | O_NONBLOCK);
+	flags = fcntl(lp[0], F_GETFL);
+	fcntl(lp[0], F_SETFL, flags | O_NONBLOCK);
 	*fd = sv[0];
+	*log_fd = lp[0];
 	posix_spawn_file_actions_destroy(&actions);
 	posix_spawnattr_destroy(&attr);
 	return pid;
@@ -121,6 +135,10 @@ fail:
 		close(sv[0]);
 	if (sv[1] != -1)
 		close(sv[1]);
+	if (lp[0] != -1)
+		close(lp[0]);
+	if (lp[1] != -1)
+		close(lp[1]);
 	return -1;
 }
 

@@ -14,9 +14,10 @@
  * Writes it to out; -1 if none is executable. */
 int process_find_worker(const char *configured, char *out, size_t outlen);
 
-/* Starts `path` with argv and its socket on FRAME_WORKER_FD.  Returns the
- * pid and our end of the socket (non-blocking, close-on-exec) in *fd. */
-pid_t process_spawn_worker(const char *path, char *const argv[], int *fd);
+/* Starts `path` with argv, its socket on FRAME_WORKER_FD and its stderr a
+ * pipe.  Returns the pid, our end of the socket in *fd and the read end of
+ * the pipe in *log_fd (both non-blocking, close-on-exec; caller closes). */
+pid_t process_spawn_worker(const char *path, char *const argv[], int *fd, int *log_fd);
 
 /* Describes a wait status: "exited with status 3", "killed by signal 11 (SIGSEGV)". */
 void process_describe_status(int status, char *out, size_t outlen);

@@ -30,11 +30,35 @@
 #define MAX_BACKOFF_MS		1000
 #define DEMOTED_NICE		19
 
+/* Reads the rest of a worker's stderr and closes it (at its end). */
+static void
+close_log(struct luapool *pool, struct worker *w)
+{
+	if (w->log_fd == -1)
+		return;
+	while (worker_log_read(&w->log, w->log_fd, w->pid, frame_now_ns()) == 1)
+		;
+	worker_log_finish(&w->log, w->pid);
+	epoll_ctl(pool->epfd, EPOLL_CTL_DEL, w->log_fd, NULL);
+	close(w->log_fd);
+	w->log_fd = -1;
+}
+
+void
+supervise_read_log(struct luapool *pool, struct worker *w)
+{
+	if (w->log_fd != -1 && worker_log_read(&w->log, w->log_fd, w->pid, frame_now_ns()) != 1)
+		close_log(pool, w);
+}
+
 int
 supervise_spawn(struct luapool *pool, struct worker *w)
 {
-	int fd;
-	pid_t pid = process_spawn_worker(pool->worker_path, pool->worker_argv, &fd);
+	int fd, log_fd;
+	/* A reload may have changed the level since the pool started. */
+	snprintf(pool->argv_text[pool->log_level_slot], sizeof(pool->argv_text[0]), "%d",
+	    (int)log_get_level());
+	pid_t pid = process_spawn_worker(pool->worker_path, pool->worker_argv, &fd, &log_fd);
 	if (pid == -1)
 		return -1;
 	int pidfd = pidfd_open(pid, 0);
@@ -43,11 +67,14 @@ supervise_spawn(struct luapool *pool, struct worker *w)
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
 		close(fd);
+		close(log_fd);
 		return -1;
 	}
 	w->pid = pid;
 	w->fd = fd;
 	w->pidfd = pidfd;
+	w->log_fd = log_fd;
+	worker_log_reset(&w->log);
 	w->state = WORKER_STARTING;
 	w->job = NULL;
 	w->jobs_run = 0;
@@ -60,6 +87,7 @@ supervise_spawn(struct luapool *pool, struct worker *w)
 	buffer_reset(&w->in);
 	poller_watch(pool, fd, EPOLLIN | EPOLLRDHUP, poller_key(EVENT_SOCKET, w->index), EPOLL_CTL_ADD);
 	poller_watch(pool, pidfd, EPOLLIN, poller_key(EVENT_PIDFD, w->index), EPOLL_CTL_ADD);
+	poller_watch(pool, log_fd, EPOLLIN, poller_key(EVENT_LOG, w->index), EPOLL_CTL_ADD);
 	log_debug("worker %u started as pid %d", w->index, (int)pid);
 	return 0;
 }
@@ -150,6 +178,7 @@ supervise_reap(struct luapool *pool, struct worker *w)
 	int status = 0;
 	if (waitpid(w->pid, &status, WNOHANG) <= 0)
 		return;		/* not yet: pidfd events can't be early, but be safe */
+	close_log(pool, w);	/* its last words before the news of its death */
 	poller_close_socket(pool, w);
 	epoll_ctl(pool->epfd, EPOLL_CTL_DEL, w->pidfd, NULL);
 	close(w->pidfd);

@@ -14,6 +14,8 @@ void supervise_spawn_all(struct luapool *pool);
 void supervise_respawn_due(struct luapool *pool, int64_t now);
 /* Answers the worker's job with reply and frees it; the worker keeps running. */
 void supervise_finish_job(struct luapool *pool, struct worker *w, const struct luapool_reply *reply);
+/* The worker's stderr pipe is readable: log its lines (worker_log.c). */
+void supervise_read_log(struct luapool *pool, struct worker *w);
 /* The worker's pidfd fired: reap it, answer its job, schedule its successor. */
 void supervise_reap(struct luapool *pool, struct worker *w);
 /* Closes the socket, which tells the worker to exit. */

@@ -166,10 +166,11 @@ main(int argc, char **argv)
 		fatal("cannot build the VM: %s", err);
 	if (worker_prepare_deadlines(vm) == -1)
 		fatal("deadline timer: %s", strerror(errno));
+	unsigned uid = (unsigned)getuid();	/* getuid is not allowed past this point */
 	if (sandbox_enter() == -1)
 		fatal("seccomp: %s", strerror(errno));
-	log_debug("sandboxed as uid %u: address space %zu MiB, heap %zu MiB", (unsigned)getuid(),
-	    address_space_limit(&opts) >> 20, opts.vm.memory_bytes >> 20);
+	log_debug("sandboxed as uid %u: address space %zu MiB, heap %zu MiB", uid,
+	    WORKER_UNDER_ASAN ? 0 : address_space_limit(&opts) >> 20, opts.vm.memory_bytes >> 20);
 	int status = worker_run(vm, &opts);
 #if defined(__SANITIZE_ADDRESS__)
 	/* LeakSanitizer needs system calls the sandbox forbids; the VM's

@@ -58,7 +58,7 @@ START_TEST(config_init_should_fill_the_documented_defaults)
 	ck_assert_uint_eq(cfg.connection_timeout_s, 30);
 	ck_assert_ptr_null(cfg.auth_token_file);
 	ck_assert_int_eq(cfg.metrics_auth, 0);
-	ck_assert_int_eq(cfg.allow_bytecode, 1);
+	ck_assert_int_eq(cfg.bytecode, CONFIG_BYTECODE_VERIFIED);
 	ck_assert_ptr_null(cfg.scripts_dir);
 	ck_assert_uint_eq(cfg.max_scripts, 1024);
 	ck_assert_uint_eq(cfg.max_jobs_per_worker, 100000);
@@ -66,6 +66,7 @@ START_TEST(config_init_should_fill_the_documented_defaults)
 	ck_assert_str_eq(cfg.log_level, "info");
 	ck_assert_int_eq(cfg.access_log, 1);
 	ck_assert_ptr_null(cfg.worker_path);
+	ck_assert_str_eq(cfg.worker_user, "nobody");
 	ck_assert_ptr_null(cfg.tls_cert_file);
 	ck_assert_ptr_null(cfg.tls_key_file);
 	ck_assert_uint_eq(cfg.http_threads, 0);

@@ -105,7 +105,7 @@ START_TEST(options_should_override_the_file_whatever_their_order)
 	ck_assert_uint_eq(cfg.workers, 9);
 	ck_assert_uint_eq(cfg.queue_depth, 6);
 	ck_assert_str_eq(cfg.log_level, "warn");
-	ck_assert_int_eq(cfg.allow_bytecode, 0);
+	ck_assert_int_eq(cfg.bytecode, CONFIG_BYTECODE_OFF);
 	config_free(&cfg);
 
 	config_init(&cfg);
@@ -161,7 +161,7 @@ START_TEST(options_should_set_every_key)
 	ck_assert_uint_eq(cfg.connection_timeout_s, 9);
 	ck_assert_str_eq(cfg.auth_token_file, "/t");
 	ck_assert_int_eq(cfg.metrics_auth, 1);
-	ck_assert_int_eq(cfg.allow_bytecode, 0);
+	ck_assert_int_eq(cfg.bytecode, CONFIG_BYTECODE_OFF);
 	ck_assert_str_eq(cfg.scripts_dir, "/s");
 	ck_assert_uint_eq(cfg.max_scripts, 10);
 	ck_assert_uint_eq(cfg.max_jobs_per_worker, 11);
@@ -411,12 +411,12 @@ START_TEST(the_shipped_config_should_show_every_key_in_table_order)
 	size_t help_count = keys_from_help(from_help, 64);
 	size_t file_count = keys_from_shipped_file(from_file, 64);
 
-	ck_assert_uint_eq(help_count, 24);
+	ck_assert_uint_eq(help_count, 27);
 	ck_assert_uint_eq(file_count, help_count);
 	for (size_t i = 0; i < help_count; i++)
 		ck_assert_str_eq(from_file[i], from_help[i]);
 	ck_assert_str_eq(from_help[0], "listen");
-	ck_assert_str_eq(from_help[23], "http_threads");
+	ck_assert_str_eq(from_help[26], "http_threads");
 }
 END_TEST
 

@@ -66,7 +66,7 @@ START_TEST(load_file_should_parse_every_type_with_comments_quotes_and_blanks)
 	ck_assert_uint_eq(cfg.max_body_bytes, 2 * 1024 * 1024);
 	ck_assert_uint_eq(cfg.max_result_bytes, 512 * 1024);
 	ck_assert_int_eq(cfg.metrics_auth, 1);
-	ck_assert_int_eq(cfg.allow_bytecode, 0);
+	ck_assert_int_eq(cfg.bytecode, CONFIG_BYTECODE_OFF);
 	ck_assert_str_eq(cfg.auth_token_file, "/etc/with space/#token");
 	ck_assert_str_eq(cfg.scripts_dir, "/srv/a#b");
 	ck_assert_str_eq(cfg.log_level, "debug");

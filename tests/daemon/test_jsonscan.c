@@ -1,6 +1,6 @@
 /*
- * test_jsonscan.c - finding a request's top-level timeout_ms without
- * parsing its context.
+ * test_jsonscan.c - finding a request's top-level timeout_ms, and any
+ * top-level member (the signed "bytecode"), without parsing its context.
  */
 #include <check.h>
 #include <stdlib.h>
@@ -52,6 +52,44 @@ START_TEST(scan_should_be_unsure_rather_than_wrong)
 }
 END_TEST
 
+/* The member's value as written, or "" when not FOUND. */
+static enum jsonscan_result
+member(const char *text, const char *key, char *out, size_t outlen)
+{
+	const char *value = NULL;
+	size_t len = 0;
+	enum jsonscan_result found = jsonscan_member(text, strlen(text), key, &value, &len);
+	out[0] = '\0';
+	if (found == JSONSCAN_FOUND) {
+		ck_assert_uint_lt(len, outlen);
+		memcpy(out, value, len);
+		out[len] = '\0';
+	}
+	return found;
+}
+
+START_TEST(member_scan_should_give_a_top_level_value_as_written)
+{
+	char v[128];
+	ck_assert_int_eq(member("{\"context\":{\"bytecode\":1},\"bytecode\" : \"G0x\\/K\" }",
+	    "bytecode", v, sizeof(v)), JSONSCAN_FOUND);
+	ck_assert_str_eq(v, "\"G0x\\/K\"");
+	ck_assert_int_eq(member("{\"bytecode\":[1,{\"a\":\"]\"}],\"x\":1}", "bytecode", v,
+	    sizeof(v)), JSONSCAN_FOUND);
+	ck_assert_str_eq(v, "[1,{\"a\":\"]\"}]");
+	ck_assert_int_eq(member("{\"source\":\"return 1\"}", "bytecode", v, sizeof(v)),
+	    JSONSCAN_ABSENT);
+	ck_assert_int_eq(member("{\"bytecode\":\"a\",\"bytecode\":\"b\"}", "bytecode", v,
+	    sizeof(v)), JSONSCAN_UNSURE);
+	ck_assert_int_eq(member("{\"byte\\u0063ode\":\"a\"}", "bytecode", v, sizeof(v)),
+	    JSONSCAN_UNSURE);
+	ck_assert_int_eq(member("{\"bytecode\":\"a\"", "bytecode", v, sizeof(v)), JSONSCAN_UNSURE);
+	ck_assert_int_eq(member("{\"bytecode\":,\"x\":1}", "bytecode", v, sizeof(v)),
+	    JSONSCAN_UNSURE);
+	ck_assert_int_eq(member("[\"bytecode\"]", "bytecode", v, sizeof(v)), JSONSCAN_UNSURE);
+}
+END_TEST
+
 START_TEST(scan_should_walk_a_large_context)
 {
 	size_t n = 200000;
@@ -79,6 +117,7 @@ main(void)
 	tcase_add_test(tc, scan_should_skip_the_context_whatever_it_holds);
 	tcase_add_test(tc, scan_should_be_unsure_rather_than_wrong);
 	tcase_add_test(tc, scan_should_walk_a_large_context);
+	tcase_add_test(tc, member_scan_should_give_a_top_level_value_as_written);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -100,7 +100,55 @@ START_TEST(scripts_should_be_stored_listed_described_run_and_deleted)
 }
 END_TEST
 
+START_TEST(put_of_bytecode_the_verifier_refuses_should_answer_400_and_store_nothing)
+{
+	struct httpc_response r;
+	char *b64 = apitest_fixture_base64(SEGFAULT_FIXTURE);
+	char *request = apitest_hello_request("bytecode", b64);
+	ask("PUT", "/v1/scripts/crash", JSON_HEADERS, request, &r);
+	cJSON *problem = parse_problem(&r, 400, "invalid_bytecode");
+	const char *detail = apitest_string_member(problem, "detail");
+	ck_assert_msg(strncmp(detail, "bytecode rejected: ", 19) == 0 &&
+	    strstr(detail, "pc ") != NULL, "detail: %s", detail);
+	cJSON_Delete(problem);
+	httpc_response_free(&r);
+	char names[256];
+	list_script_names(names, sizeof(names));
+	ck_assert_str_eq(names, "");
+	get_path("/v1/scripts/crash", &r);
+	expect_problem(&r, 404, "unknown_script");
+	httpc_response_free(&r);
+	cJSON_free(request);
+	free(b64);
+}
+END_TEST
+
 /* The script store on disk ------------------------------------------------- */
+
+START_TEST(a_bytecode_file_the_verifier_refuses_should_be_skipped_with_a_warning)
+{
+	char path[128];
+	size_t len;
+	apitest_make_scratch_dir();
+	char *crash = support_read_file(SEGFAULT_FIXTURE, &len);
+	ck_assert_ptr_nonnull(crash);
+	snprintf(path, sizeof(path), "%s/crash.luac", apitest_scratch);
+	ck_assert_int_eq(support_write_file(path, crash, len), 0);
+	snprintf(path, sizeof(path), "%s/fine.lua", apitest_scratch);
+	ck_assert_int_eq(support_write_file(path, "return 1", 8), 0);
+	const char *const options[] = { "--workers", "1", "--scripts-dir", apitest_scratch, NULL };
+	apitest_start(options);
+	char names[256], expected[256];
+	list_script_names(names, sizeof(names));
+	ck_assert_str_eq(names, "fine");
+	char *log = server_log(&apitest_server);
+	snprintf(expected, sizeof(expected), "skipping %s/crash.luac: bytecode rejected: ",
+	    apitest_scratch);
+	ck_assert_msg(strstr(log, expected) != NULL, "log lacks \"%s\": %s", expected, log);
+	free(log);
+	free(crash);
+}
+END_TEST
 
 START_TEST(stored_scripts_should_survive_a_restart)
 {
@@ -167,12 +215,14 @@ scripts_api_suite(void)
 	tcase_add_checked_fixture(api, apitest_setup_with_server, apitest_teardown);
 	tcase_set_timeout(api, TEST_TIMEOUT_S);
 	tcase_add_test(api, scripts_should_be_stored_listed_described_run_and_deleted);
+	tcase_add_test(api, put_of_bytecode_the_verifier_refuses_should_answer_400_and_store_nothing);
 	suite_add_tcase(s, api);
 
 	TCase *own = tcase_create("own daemon");
 	tcase_add_checked_fixture(own, apitest_setup, apitest_teardown);
 	tcase_set_timeout(own, TEST_TIMEOUT_S);
 	tcase_add_test(own, stored_scripts_should_survive_a_restart);
+	tcase_add_test(own, a_bytecode_file_the_verifier_refuses_should_be_skipped_with_a_warning);
 	suite_add_tcase(s, own);
 	return s;
 }

@@ -88,7 +88,8 @@ config_support_assert_same_config(const struct config *a,
 	ck_assert_uint_eq(a->connection_timeout_s, b->connection_timeout_s);
 	assert_same_string(a->auth_token_file, b->auth_token_file);
 	ck_assert_int_eq(a->metrics_auth, b->metrics_auth);
-	ck_assert_int_eq(a->allow_bytecode, b->allow_bytecode);
+	ck_assert_int_eq(a->bytecode, b->bytecode);
+	assert_same_string(a->bytecode_key_file, b->bytecode_key_file);
 	assert_same_string(a->scripts_dir, b->scripts_dir);
 	ck_assert_uint_eq(a->max_scripts, b->max_scripts);
 	ck_assert_uint_eq(a->max_jobs_per_worker, b->max_jobs_per_worker);
@@ -96,6 +97,7 @@ config_support_assert_same_config(const struct config *a,
 	assert_same_string(a->log_level, b->log_level);
 	ck_assert_int_eq(a->access_log, b->access_log);
 	assert_same_string(a->worker_path, b->worker_path);
+	assert_same_string(a->worker_user, b->worker_user);
 	assert_same_string(a->tls_cert_file, b->tls_cert_file);
 	assert_same_string(a->tls_key_file, b->tls_key_file);
 	ck_assert_uint_eq(a->http_threads, b->http_threads);

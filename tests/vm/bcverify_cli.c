@@ -2,6 +2,8 @@
  * bcverify_cli: runs the bytecode verifier on one dump file.
  *
  *   bcverify_cli FILE          print OK or the rejection reason; exit 0/1
+ *   bcverify_cli FILE FILE...  "FILE: OK" or "FILE: reason" per file; exit 1
+ *                              if any was rejected (tests/vm/bc_corpus.sh)
  *   bcverify_cli -t FILE       also time bcverify_chunk against lua_load
  *   bcverify_cli -r FILE       run FILE (if accepted) the way mutants are run
  *   bcverify_cli -m N FILE     N random mutations of FILE through the
@@ -157,6 +159,31 @@ static int mutation_run(const unsigned char *orig, size_t len, long n)
     return 0;
 }
 
+/* One process for many dumps: sanitizer builds start slowly. */
+static int verify_files(int n, char **paths)
+{
+    int rejected = 0;
+    for (int k = 0; k < n; k++) {
+        size_t len = 0;
+        unsigned char *buf = read_file(paths[k], &len);
+        char err[256];
+        if (!buf) {
+            printf("%s: cannot read\n", paths[k]);
+            rejected = 1;
+            continue;
+        }
+        if (bcverify_chunk(buf, len, err, sizeof err) == 0) {
+            printf("%s: OK\n", paths[k]);
+        } else {
+            printf("%s: %s\n", paths[k], err);
+            rejected = 1;
+        }
+        fflush(stdout);     /* a crash later must not swallow these lines */
+        free(buf);
+    }
+    return rejected;
+}
+
 int main(int argc, char **argv)
 {
     int timing = 0, run_as_is = 0;
@@ -174,8 +201,10 @@ int main(int argc, char **argv)
         else
             break;
     }
+    if (i < argc - 1 && !timing && !run_as_is && mutations == 0)
+        return verify_files(argc - i, argv + i);
     if (i != argc - 1) {
-        fprintf(stderr, "usage: %s [-t] [-m N [-s SEED]] FILE\n", argv[0]);
+        fprintf(stderr, "usage: %s [-t] [-r] [-m N [-s SEED]] FILE | FILE FILE...\n", argv[0]);
         return 2;
     }
     size_t len = 0;
