@@ -203,7 +203,7 @@ static int read_prototypes(struct verifier *v, struct reader *r)
 int bcverify_chunk(const unsigned char *buf, size_t len, char *err, size_t errlen)
 {
     struct verifier v;
-    struct reader r = { buf, buf + len };
+    struct reader r;
     int rc;
     memset(&v, 0, sizeof v);
     v.err = err;
@@ -212,6 +212,8 @@ int bcverify_chunk(const unsigned char *buf, size_t len, char *err, size_t errle
         err[0] = '\0';
     if (!buf)
         return bcverify_reject(&v, "no input");
+    r.p = buf;
+    r.end = buf + len;
     rc = read_dump_header(&v, &r);
     if (rc == 0)
         rc = read_prototypes(&v, &r);

@@ -28,6 +28,7 @@ luajit=${LUAJIT:-$(command -v luajit || echo /usr/bin/luajit)}
 [ -x "$cli" ] || { echo "bc_corpus: verifier CLI $cli not built" >&2; exit 2; }
 case $cli in /*) ;; *) cli=$PWD/$cli ;; esac
 
+temp_work=0
 if [ $# -ge 2 ]; then
     work=$2
     case $work in ''|/) echo "bc_corpus: refusing WORKDIR '$work'" >&2; exit 2 ;; esac
@@ -35,6 +36,7 @@ if [ $# -ge 2 ]; then
     mkdir -p "$work" || exit 2
 else
     work=$(mktemp -d "${TMPDIR:-/tmp}/bc_corpus.XXXXXX") || exit 2
+    temp_work=1
     trap 'rm -rf "$work"' EXIT
     trap 'exit 2' HUP INT TERM
 fi
@@ -61,17 +63,21 @@ sort -u "$list" -o "$list"
 files=0 skipped=0 chunks=0 accepted=0 rejected=0
 n=0
 # verify SRC CHUNK...: one CLI run per source file; a chunk counts as
-# accepted only on its own "CHUNK: OK" line (a crash accepts nothing).
+# accepted only on its own "CHUNK: OK" line, and a CLI that fails after
+# its last line (a sanitizer report at exit) costs one more.
 verify() {
     src=$1
     shift
     chunks=$((chunks + $#))
-    out=$("$cli" "$@")
+    out=$("$cli" -l "$@")
+    rc=$?
     ok=$(printf '%s\n' "$out" | grep -c ': OK$')
+    [ "$rc" -eq 0 ] || [ "$ok" -lt $# ] || ok=$((ok - 1))
     accepted=$((accepted + ok))
     rejected=$((rejected + $# - ok))
-    [ "$ok" -eq $# ] ||
-        printf '%s\n' "$out" | grep -v ': OK$' | sed "s|^|REJECTED ($src) |"
+    [ "$ok" -eq $# ] && return
+    printf '%s\n' "$out" | grep -v -e ': OK$' -e '^$' | sed "s|^|REJECTED ($src) |"
+    [ "$rc" -le 1 ] || echo "REJECTED ($src) verifier exited with status $rc after $ok of $# chunks"
 }
 
 while IFS= read -r src; do
@@ -101,7 +107,7 @@ done < "$list"
 
 echo "files $files (skipped, luajit could not compile: $skipped)"
 echo "chunks $chunks accepted $accepted rejected $rejected"
-if [ "$rejected" -gt 0 ] && [ $# -lt 2 ]; then
+if [ "$rejected" -gt 0 ] && [ "$temp_work" = 1 ]; then
     trap - EXIT     # keep the rejected dumps for a look
     echo "kept $work"
 fi

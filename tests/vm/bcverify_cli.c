@@ -1,8 +1,8 @@
 /*
- * bcverify_cli: runs the bytecode verifier on one dump file.
+ * bcverify_cli: runs the bytecode verifier on dump files.
  *
  *   bcverify_cli FILE          print OK or the rejection reason; exit 0/1
- *   bcverify_cli FILE FILE...  "FILE: OK" or "FILE: reason" per file; exit 1
+ *   bcverify_cli -l FILE...    "FILE: OK" or "FILE: reason" per file; exit 1
  *                              if any was rejected (tests/vm/bc_corpus.sh)
  *   bcverify_cli -t FILE       also time bcverify_chunk against lua_load
  *   bcverify_cli -r FILE       run FILE (if accepted) the way mutants are run
@@ -186,7 +186,7 @@ static int verify_files(int n, char **paths)
 
 int main(int argc, char **argv)
 {
-    int timing = 0, run_as_is = 0;
+    int timing = 0, run_as_is = 0, list = 0;
     long mutations = 0;
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
@@ -194,6 +194,8 @@ int main(int argc, char **argv)
             timing = 1;
         else if (strcmp(argv[i], "-r") == 0)
             run_as_is = 1;
+        else if (strcmp(argv[i], "-l") == 0)
+            list = 1;
         else if (strcmp(argv[i], "-m") == 0 && i + 1 < argc)
             mutations = strtol(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "-s") == 0 && i + 1 < argc)
@@ -201,10 +203,10 @@ int main(int argc, char **argv)
         else
             break;
     }
-    if (i < argc - 1 && !timing && !run_as_is && mutations == 0)
+    if (list && i < argc)
         return verify_files(argc - i, argv + i);
-    if (i != argc - 1) {
-        fprintf(stderr, "usage: %s [-t] [-r] [-m N [-s SEED]] FILE | FILE FILE...\n", argv[0]);
+    if (i != argc - 1 || list) {
+        fprintf(stderr, "usage: %s [-t] [-r] [-m N [-s SEED]] FILE | -l FILE...\n", argv[0]);
         return 2;
     }
     size_t len = 0;
