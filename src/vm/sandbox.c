@@ -27,6 +27,8 @@
  *   exit, exit_group   -                   the end of the process (also the hard stop)
  *   open, openat, stat, fstat, newfstatat, statx, faccessat, readlinkat:
  *                      refused with EPERM (libc probing for optional files)
+ *   sigaltstack        -                   AddressSanitizer builds only: ASan
+ *                                          reads it on every Lua error (unwinding)
  *
  * Everything else kills the process: no new files or sockets, no
  * ptrace, no clone/fork/execve, no kill/tgkill (the deadline timer
@@ -157,6 +159,9 @@ sandbox_enter(void)
 		ALLOW(SYS_brk), ALLOW(SYS_madvise),
 		ALLOW(SYS_rt_sigreturn), ALLOW(SYS_gettimeofday), ALLOW(SYS_getpid),
 		ALLOW(SYS_futex), ALLOW(SYS_exit), ALLOW(SYS_exit_group),
+#if SANDBOX_UNDER_ASAN
+		ALLOW(SYS_sigaltstack),
+#endif
 #ifdef SYS_time
 		ALLOW(SYS_time),
 #endif

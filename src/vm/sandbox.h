@@ -10,6 +10,19 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+/* 1 in AddressSanitizer builds (gcc or clang), which need a little more:
+ * no RLIMIT_AS, and sigaltstack in the seccomp filter. */
+#if defined(__SANITIZE_ADDRESS__)
+#define SANDBOX_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SANDBOX_UNDER_ASAN 1
+#endif
+#endif
+#ifndef SANDBOX_UNDER_ASAN
+#define SANDBOX_UNDER_ASAN 0
+#endif
+
 /* Dies with the process `parent` (checked after arming, to close the race
  * with a parent that died first).  -1 if the parent is already gone. */
 int sandbox_tie_to_parent(pid_t parent);

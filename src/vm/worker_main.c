@@ -23,17 +23,6 @@
  * See address_space_limit and docs/OPERATIONS.md. */
 #define ADDRESS_SPACE_MARGIN ((size_t)256u << 20)
 
-#if defined(__SANITIZE_ADDRESS__)
-#define WORKER_UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define WORKER_UNDER_ASAN 1
-#endif
-#endif
-#ifndef WORKER_UNDER_ASAN
-#define WORKER_UNDER_ASAN 0
-#endif
-
 /* Who the worker becomes when started as root (--uid/--gid). */
 struct identity {
 	int switch_user;
@@ -149,7 +138,7 @@ main(int argc, char **argv)
 		return 1;
 	sandbox_close_other_fds(FRAME_WORKER_FD);
 	quiet_stdio();
-#if WORKER_UNDER_ASAN
+#if SANDBOX_UNDER_ASAN
 	/* AddressSanitizer reserves terabytes of shadow memory: no RLIMIT_AS. */
 #else
 	if (sandbox_limit_address_space(address_space_limit(&opts)) == -1)
@@ -170,7 +159,7 @@ main(int argc, char **argv)
 	if (sandbox_enter() == -1)
 		fatal("seccomp: %s", strerror(errno));
 	log_debug("sandboxed as uid %u: address space %zu MiB, heap %zu MiB", uid,
-	    WORKER_UNDER_ASAN ? 0 : address_space_limit(&opts) >> 20, opts.vm.memory_bytes >> 20);
+	    SANDBOX_UNDER_ASAN ? 0 : address_space_limit(&opts) >> 20, opts.vm.memory_bytes >> 20);
 	int status = worker_run(vm, &opts);
 #if defined(__SANITIZE_ADDRESS__)
 	/* LeakSanitizer needs system calls the sandbox forbids; the VM's
