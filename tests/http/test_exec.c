@@ -349,7 +349,7 @@ START_TEST(runaway_loop_should_answer_504_in_time_while_others_are_served)
 
 	expect_problem(&r, 504, "deadline_exceeded");
 	httpc_response_free(&r);
-	ck_assert_msg(elapsed < 300, "504 after %lld ms", (long long)elapsed);
+	ck_assert_msg(elapsed < 1200, "504 after %lld ms", (long long)elapsed);
 	ck_assert_msg(ok_during > 0, "no hello answered while the loop ran");
 	ck_assert_msg(atomic_load(&h.bad) == 0, "%d hello requests failed (last status %d)",
 	    atomic_load(&h.bad), h.last_bad_status);

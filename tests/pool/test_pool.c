@@ -189,8 +189,10 @@ START_TEST(runaway_jobs_should_stop_at_their_deadline)
 	int64_t start = support_now_ms();
 	expect_status(src, 200, LUAPOOL_E_DEADLINE);
 	int64_t took = support_now_ms() - start;
-	ck_assert_msg(took >= 195 && took < 250, "%s: answered after %lld ms", src, (long long)took);
-	ck_assert_msg(wait_for_workers(WORKERS, 100), "%s: pool not back to %d workers in 100 ms",
+	/* The bound leaves room for a loaded 2-core machine (the stop itself
+	 * takes ~3 ms); the job would otherwise run for ages. */
+	ck_assert_msg(took >= 195 && took < 1200, "%s: answered after %lld ms", src, (long long)took);
+	ck_assert_msg(wait_for_workers(WORKERS, 2000), "%s: pool not back to %d workers in 2 s",
 	    src, WORKERS);
 	expect_json("return 'alive'", NULL, "\"alive\"");
 }
@@ -445,7 +447,7 @@ START_TEST(time_spent_queued_should_count_against_the_deadline)
 	ck_assert_int_eq(luapool_submit_async(pool, &job, count_reply, &c, NULL), 0);
 	int64_t start = support_now_ms();
 	expect_status("return 1", 100, LUAPOOL_E_DEADLINE);
-	ck_assert_int_lt(support_now_ms() - start, 250);
+	ck_assert_int_lt(support_now_ms() - start, 290);	/* before the 300 ms job ends */
 	int64_t end = support_now_ms() + 3000;
 	while (support_now_ms() < end) {
 		pthread_mutex_lock(&c.lock);
