@@ -106,7 +106,12 @@ process_spawn_worker(const char *path, char *const argv[], int *fd, int *log_fd)
 	sigfillset(&all);
 	posix_spawnattr_setsigmask(&attr, &none);
 	posix_spawnattr_setsigdefault(&attr, &all);
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	/* A process group of its own: Ctrl-C in a terminal (SIGINT to the
+	 * foreground group) reaches the supervisor, which drains, and not the
+	 * workers, whose fate only the supervisor decides. */
+	posix_spawnattr_setpgroup(&attr, 0);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
+	    POSIX_SPAWN_SETPGROUP);
 	int rc = posix_spawn(&pid, path, &actions, &attr, argv, environ);
 	if (rc != 0) {
 		log_error("posix_spawn %s: %s", path, strerror(rc));

@@ -5,9 +5,11 @@
  * on 127.0.0.1, with bounded waits only.
  */
 #include <check.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -63,6 +65,32 @@ START_TEST(a_key_given_twice_should_get_400_naming_the_key)
 }
 END_TEST
 
+/* Ctrl-C on `make run` sent SIGINT to the workers too (same process
+ * group): a running job answered 500 instead of draining. */
+START_TEST(ctrl_c_should_reach_the_supervisor_only_and_drain)
+{
+	static const char *const options[] = { "--workers", "1", NULL };
+	apitest_start(options);
+	char *slow = apitest_source_request(BUSY_SOURCE("0.3"), 5000);
+	int fd = send_on_new_connection("/v1/exec", slow);
+	wait_for_busy_workers(1);
+	pid_t worker;
+	ck_assert_int_eq(support_children(apitest_server.pid, "luapool-worker", &worker, 1), 1);
+	ck_assert_int_ne(getpgid(worker), getpgid(apitest_server.pid));
+	ck_assert_int_eq(getpgid(worker), worker);
+	ck_assert_int_eq(kill(apitest_server.pid, SIGINT), 0);
+	struct httpc_response r;
+	read_answer(fd, &r);
+	expect_json(&r, 200, DONE_RESULT);
+	httpc_response_free(&r);
+	close(fd);
+	cJSON_free(slow);
+	int status = 0;
+	int rc = server_wait_exit(&apitest_server, SERVER_STOP_TIMEOUT_MS, &status);
+	expect_clean_exit(rc, status);
+}
+END_TEST
+
 static Suite *
 hardening_suite(void)
 {
@@ -73,6 +101,11 @@ hardening_suite(void)
 	tcase_add_test(api, deep_coroutine_nesting_should_be_a_lua_error_not_a_crash);
 	tcase_add_test(api, a_key_given_twice_should_get_400_naming_the_key);
 	suite_add_tcase(s, api);
+	TCase *own = tcase_create("own daemon");
+	tcase_add_checked_fixture(own, apitest_setup, apitest_teardown);
+	tcase_set_timeout(own, TEST_TIMEOUT_S);
+	tcase_add_test(own, ctrl_c_should_reach_the_supervisor_only_and_drain);
+	suite_add_tcase(s, own);
 	return s;
 }
 
