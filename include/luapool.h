@@ -147,7 +147,13 @@ enum luapool_job_kind {
 	 * "timeout_ms", "name"}; the worker parses it, not the pool. */
 	LUAPOOL_JOB_EXEC,
 	/* `request` is {"source", "name"}; the reply body is {"bytecode": b64}. */
-	LUAPOOL_JOB_COMPILE
+	LUAPOOL_JOB_COMPILE,
+	/* `request` is a script to store, {"source": text} or {"bytecode":
+	 * base64}, parsed by the worker: source must compile.  The reply body
+	 * is the chunk itself (no larger than the request): the source text,
+	 * or the decoded bytecode, which is NOT verified (the caller must);
+	 * reply.chunk_is_source tells which. */
+	LUAPOOL_JOB_CHECK_SCRIPT
 };
 
 struct luapool_job {
@@ -169,6 +175,7 @@ struct luapool_reply {
 	const char *traceback;		/* script errors: may be NULL */
 	int worker_pid;			/* 0 when no worker took the job */
 	double queued_ms, run_ms;
+	int chunk_is_source;		/* LUAPOOL_JOB_CHECK_SCRIPT: body is source */
 };
 
 /* Runs on the dispatcher thread once per accepted job, including jobs

@@ -53,6 +53,24 @@ buffer_reserve(struct buffer *b, size_t extra)
 }
 
 int
+buffer_reserve_exact(struct buffer *b, size_t extra)
+{
+	if (extra > (size_t)-1 / 2 - b->len)
+		return -1;
+	size_t need = b->len + extra;
+	if (b->limit && need > b->limit)
+		return -1;
+	if (need + 1 <= b->cap)
+		return 0;
+	char *data = realloc(b->data, need + 1);
+	if (data == NULL)
+		return -1;
+	b->data = data;
+	b->cap = need + 1;
+	return 0;
+}
+
+int
 buffer_append(struct buffer *b, const void *data, size_t len)
 {
 	if (buffer_reserve(b, len) == -1)

@@ -19,6 +19,8 @@ void buffer_free(struct buffer *b);
 void buffer_reset(struct buffer *b);
 /* Makes room for `extra` more bytes; -1 on limit or allocation failure. */
 int buffer_reserve(struct buffer *b, size_t extra);
+/* The same, growing to exactly that room (a body of known length). */
+int buffer_reserve_exact(struct buffer *b, size_t extra);
 int buffer_append(struct buffer *b, const void *data, size_t len);
 int buffer_append_string(struct buffer *b, const char *s);
 int buffer_append_char(struct buffer *b, char c);

@@ -21,6 +21,8 @@ enum frame_type { FRAME_READY = 1, FRAME_EXEC, FRAME_COMPILE, FRAME_REPLY };
 
 /* Request flags */
 #define FRAME_CHUNK_IS_SOURCE	0x1u
+#define FRAME_CHECK_SCRIPT	0x2u	/* FRAME_COMPILE of a script to store: the
+					 * reply is the chunk itself */
 /* Reply flags */
 #define FRAME_SOFT_STOP		0x1u	/* the deadline hook stopped the job */
 #define FRAME_CACHE_HIT		0x2u
@@ -30,6 +32,7 @@ enum frame_type { FRAME_READY = 1, FRAME_EXEC, FRAME_COMPILE, FRAME_REPLY };
 #define FRAME_REPLACE_BAD_LOAD	0x20u	/* LuaJIT refused verified bytecode: replace me */
 #define FRAME_REPLACE_DAMAGED	0x40u	/* my state no longer looks sound: replace me */
 #define FRAME_REPLACE_MEMORY	0x80u	/* a request hit the heap limit while loading */
+#define FRAME_REPLY_SOURCE	0x100u	/* FRAME_CHECK_SCRIPT: the chunk is source */
 
 /* The fd a worker finds its socket on. */
 #define FRAME_WORKER_FD 3

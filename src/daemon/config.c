@@ -23,6 +23,9 @@
 #define DEFAULT_MAX_BODY	((size_t)8 * 1024 * 1024)
 #define DEFAULT_MAX_CONNECTIONS	1024u
 #define DEFAULT_CONN_TIMEOUT_S	30u
+#define DEFAULT_READ_TIMEOUT_S	10u
+#define DEFAULT_PER_IP		256u
+#define DEFAULT_INFLIGHT	((size_t)256 * 1024 * 1024)
 #define DEFAULT_MAX_SCRIPTS	1024u
 #define DEFAULT_LOG_LEVEL	"info"
 
@@ -60,6 +63,9 @@ config_init(struct config *cfg)
 		.max_json_depth = LUAPOOL_DEFAULT_MAX_DEPTH,
 		.max_connections = DEFAULT_MAX_CONNECTIONS,
 		.connection_timeout_s = DEFAULT_CONN_TIMEOUT_S,
+		.request_read_timeout_s = DEFAULT_READ_TIMEOUT_S,
+		.max_connections_per_ip = DEFAULT_PER_IP,
+		.max_inflight_bytes = DEFAULT_INFLIGHT,
 		.metrics_auth = 0,
 		.bytecode = CONFIG_BYTECODE_VERIFIED,
 		.max_scripts = DEFAULT_MAX_SCRIPTS,
@@ -142,6 +148,14 @@ check_limits(const struct config *cfg, char *err, size_t errlen)
 	if (cfg->max_body_bytes > MAX_MAX_BODY)
 		return config_keys_fail(err, errlen,
 		    "max_body_bytes must be at most %u", MAX_MAX_BODY);
+	if (cfg->request_read_timeout_s < 1)
+		return config_keys_fail(err, errlen,
+		    "request_read_timeout_s must be at least 1");
+	/* Else a body of the largest size could never be taken. */
+	if (cfg->max_inflight_bytes < cfg->max_body_bytes)
+		return config_keys_fail(err, errlen,
+		    "max_inflight_bytes (%zu) is smaller than max_body_bytes (%zu)",
+		    cfg->max_inflight_bytes, cfg->max_body_bytes);
 	if (cfg->workers > MAX_WORKERS)
 		return config_keys_fail(err, errlen,
 		    "workers must be at most %u", MAX_WORKERS);
@@ -240,6 +254,9 @@ check_files(const struct config *cfg, char *err, size_t errlen)
 		return -1;
 	if (check_bytecode_key(cfg, err, errlen) == -1)
 		return -1;
+	if (cfg->worker_path != NULL && access(cfg->worker_path, X_OK) == -1)
+		return config_keys_fail(err, errlen,
+		    "worker_path \"%s\": %s", cfg->worker_path, strerror(errno));
 	if ((cfg->tls_cert_file == NULL) != (cfg->tls_key_file == NULL))
 		return config_keys_fail(err, errlen,
 		    "tls_cert_file and tls_key_file go "

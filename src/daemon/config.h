@@ -21,6 +21,12 @@ enum config_bytecode {
 	CONFIG_BYTECODE_SIGNED = 2	/* only bytecode this server compiled */
 };
 
+/* Values of `log_format` (the same as common/log.h's enum log_format). */
+enum config_log_format {
+	CONFIG_LOG_TEXT = 0,
+	CONFIG_LOG_JSON = 1
+};
+
 struct config {
 	char *listen;			/* "127.0.0.1:8080", "[::1]:8080", ":8080" */
 	unsigned workers;		/* 0: one per CPU */
@@ -33,6 +39,9 @@ struct config {
 	unsigned max_json_depth;
 	unsigned max_connections;
 	unsigned connection_timeout_s;	/* idle or slow client */
+	unsigned request_read_timeout_s;	/* a whole request: headers and body */
+	unsigned max_connections_per_ip;	/* 0: no limit */
+	size_t max_inflight_bytes;	/* request bytes held at once, all clients */
 	char *auth_token_file;		/* NULL: no auth */
 	int metrics_auth;		/* 1: /metrics needs the token too */
 	int bytecode;			/* enum config_bytecode; also allow_bytecode */
@@ -42,6 +51,7 @@ struct config {
 	unsigned max_jobs_per_worker;
 	unsigned cache_entries;
 	char *log_level;		/* error warn info debug */
+	int log_format;			/* enum config_log_format */
 	int access_log;
 	char *worker_path;		/* NULL: the pool's search order */
 	char *worker_user;		/* workers run as this user when luapoold is root */

@@ -22,7 +22,8 @@ static const char *const metavars[] = {
 	[TYPE_LISTEN] = "ADDRESS",
 	[TYPE_LOG_LEVEL] = "LEVEL",
 	[TYPE_BYTECODE] = "MODE",
-	[TYPE_NAME] = "NAME"
+	[TYPE_NAME] = "NAME",
+	[TYPE_LOG_FORMAT] = "FORMAT"
 };
 
 static void

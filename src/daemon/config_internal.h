@@ -23,7 +23,8 @@ enum key_type {
 	TYPE_LISTEN,		/* char *: host:port, [v6]:port or :port */
 	TYPE_LOG_LEVEL,		/* char *: error warn info debug */
 	TYPE_BYTECODE,		/* int: enum config_bytecode, off verified signed */
-	TYPE_NAME		/* char *: a name (a user); never empty */
+	TYPE_NAME,		/* char *: a name (a user); never empty */
+	TYPE_LOG_FORMAT		/* int: enum config_log_format, text json */
 };
 
 struct config_key {
@@ -38,7 +39,7 @@ struct config_key {
 
 /* Entries of config_keys; config_keys.c fails to compile when the table
  * has another length, so a new key updates this count too. */
-#define CONFIG_KEY_COUNT	27
+#define CONFIG_KEY_COUNT	31
 
 /* Every key, in the order of struct config (and of conf/luapoold.conf). */
 extern const struct config_key config_keys[];

@@ -53,6 +53,12 @@ const struct config_key config_keys[] = {
 	UNSIGNED_KEY(max_connections, "HTTP connections open at once"),
 	UNSIGNED_KEY(connection_timeout_s,
 	    "seconds an idle or slow client may keep a connection"),
+	UNSIGNED_KEY(request_read_timeout_s, "seconds a client has to send a whole "
+	    "request (headers and body) once its connection waits for one"),
+	UNSIGNED_KEY(max_connections_per_ip,
+	    "HTTP connections open at once from one client address; 0: no limit"),
+	SIZE_KEY(max_inflight_bytes, "request bytes held in memory at once, all "
+	    "clients together; past it new bodies get 503 overloaded"),
 	PATH_KEY(auth_token_file, "file holding the bearer token every request "
 	    "must send; unset: no authentication"),
 	BOOL_KEY(metrics_auth, "whether GET /metrics needs the token too"),
@@ -72,6 +78,8 @@ const struct config_key config_keys[] = {
 	UNSIGNED_KEY(cache_entries, "compiled chunks each worker keeps cached"),
 	{ "log_level", TYPE_LOG_LEVEL, FIELD(log_level, char *),
 	    "least severe event logged: error, warn, info or debug" },
+	{ "log_format", TYPE_LOG_FORMAT, FIELD(log_format, int),
+	    "text (one line per event) or json (one object per line)" },
 	BOOL_KEY(access_log, "whether every request is logged (at info level)"),
 	PATH_KEY(worker_path, "the luapool-worker executable; unset: "
 	    "$LUAPOOL_WORKER, the install path, then next to luapoold"),
@@ -91,6 +99,9 @@ static const char *const log_levels[] = { "error", "warn", "info", "debug" };
 
 /* Indexed by enum config_bytecode. */
 static const char *const bytecode_modes[] = { "off", "verified", "signed" };
+
+/* Indexed by enum config_log_format. */
+static const char *const log_formats[] = { "text", "json" };
 
 static const struct {
 	const char *word;
@@ -280,20 +291,38 @@ set_bytecode(int *field, const char *value, char *err, size_t errlen)
 	    "not a bytecode mode: \"%s\" (verified, signed or off)", value);
 }
 
+static int
+set_log_format(int *field, const char *value, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < sizeof(log_formats) / sizeof(log_formats[0]); i++) {
+		if (strcasecmp(value, log_formats[i]) == 0) {
+			*field = (int)i;
+			return 0;
+		}
+	}
+	return config_keys_fail(err, errlen,
+	    "not a log format: \"%s\" (text or json)", value);
+}
+
 const struct config_key *
 config_keys_owner(const struct config_key *key)
 {
 	return key->alias ? key - 1 : key;
 }
 
-/* A host name or IPv4 address as written before ":port". */
+/* A host name or IPv4 address as written before ":port"; digits and dots
+ * alone must be an IPv4 address (999.1.1.1 is not a name either). */
 static int
 is_host_name(const char *host)
 {
+	struct in_addr unused;
+
 	for (const char *p = host; *p != '\0'; p++) {
 		if (!isalnum((unsigned char)*p) && strchr(".-_", *p) == NULL)
 			return 0;
 	}
+	if (*host != '\0' && host[strspn(host, "0123456789.")] == '\0')
+		return inet_pton(AF_INET, host, &unused) == 1;
 	return 1;
 }
 
@@ -403,6 +432,8 @@ config_keys_set(struct config *cfg, const struct config_key *key,
 		return set_log_level(field, value, err, errlen);
 	case TYPE_BYTECODE:
 		return set_bytecode(field, value, err, errlen);
+	case TYPE_LOG_FORMAT:
+		return set_log_format(field, value, err, errlen);
 	case TYPE_NAME:
 		return config_keys_set_string(field, value, err, errlen);
 	}
@@ -447,6 +478,8 @@ config_keys_value_text(const struct config *cfg,
 		return *flag ? "yes" : "no";
 	case TYPE_BYTECODE:
 		return *flag >= 0 && *flag <= CONFIG_BYTECODE_SIGNED ? bytecode_modes[*flag] : NULL;
+	case TYPE_LOG_FORMAT:
+		return *flag >= 0 && *flag <= CONFIG_LOG_JSON ? log_formats[*flag] : NULL;
 	case TYPE_PATH:
 	case TYPE_LISTEN:
 	case TYPE_LOG_LEVEL:

@@ -168,6 +168,17 @@ forget_bytecode_key(struct daemon *d)
 	d->bytecode_key_len = 0;
 }
 
+/* What the front end takes from the configuration, at start and reload. */
+static void
+http_options_from_config(const struct config *cfg, struct http_options *o)
+{
+	o->max_body_bytes = cfg->max_body_bytes;
+	o->max_inflight_bytes = cfg->max_inflight_bytes;
+	o->request_read_timeout_s = cfg->request_read_timeout_s;
+	o->metrics_auth = cfg->metrics_auth;
+	o->access_log = cfg->access_log;
+}
+
 static int
 start_http(struct daemon *d, char *err, size_t errlen)
 {
@@ -177,15 +188,13 @@ start_http(struct daemon *d, char *err, size_t errlen)
 		return -1;
 	struct http_options o = {
 		.host = host, .port = port,
-		.max_body_bytes = d->cfg.max_body_bytes,
 		.max_timeout_ms = d->cfg.max_timeout_ms,
 		.default_timeout_ms = d->cfg.default_timeout_ms,
 		.max_connections = d->cfg.max_connections,
+		.max_connections_per_ip = d->cfg.max_connections_per_ip,
 		.connection_timeout_s = d->cfg.connection_timeout_s,
 		.threads = d->cfg.http_threads,
 		.auth_token = d->token,
-		.metrics_auth = d->cfg.metrics_auth,
-		.access_log = d->cfg.access_log,
 		.bytecode_mode = d->cfg.bytecode == CONFIG_BYTECODE_OFF ? HTTP_BYTECODE_OFF :
 		    d->cfg.bytecode == CONFIG_BYTECODE_SIGNED ? HTTP_BYTECODE_SIGNED :
 		    HTTP_BYTECODE_VERIFIED,
@@ -193,16 +202,19 @@ start_http(struct daemon *d, char *err, size_t errlen)
 		.tls_cert_pem = d->tls_cert, .tls_key_pem = d->tls_key,
 		.info_json = d->info_json,
 	};
+	http_options_from_config(&d->cfg, &o);
 	d->http = http_start(&o, d->pool, d->scripts, err, errlen);
 	forget_bytecode_key(d);
 	if (d->http == NULL)
 		return -1;
 	char status[320];
-	snprintf(status, sizeof(status), "READY=1\nSTATUS=serving on %s:%u with %u workers",
-	    *host ? host : "*", http_port(d->http), luapool_active_workers(d->pool));
-	log_info("listening on %s%s%s:%u (%s), %u workers", strchr(host, ':') ? "[" : "",
+	unsigned workers = luapool_active_workers(d->pool);
+	const char *plural = workers == 1 ? "" : "s";
+	snprintf(status, sizeof(status), "READY=1\nSTATUS=serving on %s:%u with %u worker%s",
+	    *host ? host : "*", http_port(d->http), workers, plural);
+	log_info("listening on %s%s%s:%u (%s), %u worker%s", strchr(host, ':') ? "[" : "",
 	    *host ? host : "*", strchr(host, ':') ? "]" : "", http_port(d->http),
-	    d->tls_cert ? "https" : "http", luapool_active_workers(d->pool));
+	    d->tls_cert ? "https" : "http", workers, plural);
 	notify_send(status);
 	return 0;
 }
@@ -245,6 +257,15 @@ start(struct daemon *d)
 }
 
 static void
+set_logging(const struct config *cfg)
+{
+	enum log_level level;
+	if (log_parse_level(cfg->log_level, &level) == 0)
+		log_set_level(level);
+	log_set_format(cfg->log_format == CONFIG_LOG_JSON ? LOG_FORMAT_JSON : LOG_FORMAT_TEXT);
+}
+
+static void
 warn_if_changed(int changed, const char *key)
 {
 	if (changed)
@@ -277,10 +298,10 @@ reload(struct daemon *d, int argc, char **argv)
 		config_free(&fresh);
 		return;
 	}
-	enum log_level level;
-	if (log_parse_level(fresh.log_level, &level) == 0)
-		log_set_level(level);
-	http_reload(d->http, fresh.max_body_bytes, fresh.access_log, token, fresh.metrics_auth);
+	set_logging(&fresh);
+	struct http_options ho = { .auth_token = token };
+	http_options_from_config(&fresh, &ho);
+	http_reload(d->http, &ho);
 	free(d->token);
 	d->token = token;
 	const struct config *o = &d->cfg;
@@ -292,6 +313,8 @@ reload(struct daemon *d, int argc, char **argv)
 	warn_if_changed(o->memory_limit_mb != fresh.memory_limit_mb, "memory_limit_mb");
 	warn_if_changed(o->max_result_bytes != fresh.max_result_bytes, "max_result_bytes");
 	warn_if_changed(o->max_connections != fresh.max_connections, "max_connections");
+	warn_if_changed(o->max_connections_per_ip != fresh.max_connections_per_ip,
+	    "max_connections_per_ip");
 	warn_if_changed(o->bytecode != fresh.bytecode, "bytecode");
 	warn_if_changed(strings_differ(o->bytecode_key_file, fresh.bytecode_key_file),
 	    "bytecode_key_file");
@@ -312,10 +335,13 @@ reload(struct daemon *d, int argc, char **argv)
 		scripts_load_dir(d->scripts, validate_script, d);
 	/* Keep what needs a restart as it runs; take the rest. */
 	d->cfg.max_body_bytes = fresh.max_body_bytes;
+	d->cfg.max_inflight_bytes = fresh.max_inflight_bytes;
+	d->cfg.request_read_timeout_s = fresh.request_read_timeout_s;
 	d->cfg.access_log = fresh.access_log;
 	d->cfg.metrics_auth = fresh.metrics_auth;
 	config_free(&fresh);
-	log_info("reloaded: log level, body limit, access log, auth token%s",
+	log_info("reloaded: log level and format, body limits, request read timeout, "
+	    "access log, auth token%s",
 	    d->cfg.scripts_dir ? ", scripts" : "");
 }
 
@@ -364,9 +390,7 @@ check_config(struct daemon *d)
 		fprintf(stderr, "%s: %s\n", d->cfg.config_file ? d->cfg.config_file : "luapoold", err);
 		return -1;
 	}
-	enum log_level level;
-	if (log_parse_level(d->cfg.log_level, &level) == 0)
-		log_set_level(level);
+	set_logging(&d->cfg);
 	return 0;
 }
 

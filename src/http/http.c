@@ -1,10 +1,10 @@
 /*
  * http.c - libmicrohttpd glue for API v1: start and stop, the event loop,
- * connection accounting, one request object per HTTP request (its upload
- * collected under the body limit), routing, auth, the access log and the
- * drain.  The routes themselves are in http_exec.c, http_scripts.c and
- * http_status.c; this file only dispatches to them and queues the answer
- * they prepared.
+ * one request object per HTTP request, routing, auth and the drain.  The
+ * limits (body bytes, framing, connections and their deadlines) are
+ * http_limits.c's, the log lines http_log.c's, and the routes are in
+ * http_exec.c, http_scripts.c and http_status.c; this file only dispatches
+ * to them and queues the answer they prepared.
  *
  * A request that needs a worker is suspended by its route (http_exec.c) and
  * resumed from the pool's completion callback; the next call of the access
@@ -60,119 +60,6 @@ queue_prepared(struct request *r)
 	return ret;
 }
 
-/* Routing ---------------------------------------------------------------- */
-
-static int
-method_bit(const char *method)
-{
-	if (strcmp(method, "GET") == 0) return ROUTE_GET;
-	if (strcmp(method, "HEAD") == 0) return ROUTE_HEAD;
-	if (strcmp(method, "POST") == 0) return ROUTE_POST;
-	if (strcmp(method, "PUT") == 0) return ROUTE_PUT;
-	if (strcmp(method, "DELETE") == 0) return ROUTE_DELETE;
-	return 0;
-}
-
-static const char *
-method_name(int bit)
-{
-	switch (bit) {
-	case ROUTE_GET: return "GET";
-	case ROUTE_HEAD: return "HEAD";
-	case ROUTE_POST: return "POST";
-	case ROUTE_PUT: return "PUT";
-	case ROUTE_DELETE: return "DELETE";
-	}
-	return "OTHER";
-}
-
-static void
-route_request(struct request *r, const char *url)
-{
-	static const struct {
-		const char *path;
-		enum metrics_route route;
-		int allowed;
-	} fixed[] = {
-		{ "/v1/exec", METRICS_ROUTE_EXEC, ROUTE_POST },
-		{ "/v1/compile", METRICS_ROUTE_COMPILE, ROUTE_POST },
-		{ "/healthz", METRICS_ROUTE_HEALTHZ, ROUTE_GET | ROUTE_HEAD },
-		{ "/v1/info", METRICS_ROUTE_INFO, ROUTE_GET | ROUTE_HEAD },
-		{ "/metrics", METRICS_ROUTE_METRICS, ROUTE_GET | ROUTE_HEAD },
-		{ "/v1/scripts", METRICS_ROUTE_SCRIPTS, ROUTE_GET | ROUTE_HEAD },
-	};
-	r->route = METRICS_ROUTE_OTHER;
-	r->allowed = 0;
-	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
-		if (strcmp(url, fixed[i].path) == 0) {
-			r->route = fixed[i].route;
-			r->allowed = fixed[i].allowed;
-			return;
-		}
-	}
-	const char *prefix = "/v1/scripts/";
-	if (strncmp(url, prefix, strlen(prefix)) == 0) {
-		const char *name = url + strlen(prefix);
-		if (strlen(name) > SCRIPTS_NAME_MAX)
-			return;
-		strcpy(r->name, name);
-		r->script_item = 1;
-		r->allowed = ROUTE_GET | ROUTE_HEAD | ROUTE_PUT | ROUTE_POST | ROUTE_DELETE;
-		r->route = r->method == ROUTE_POST ? METRICS_ROUTE_SCRIPT_RUN : METRICS_ROUTE_SCRIPTS;
-	}
-}
-
-static void
-prepare_not_allowed(struct request *r)
-{
-	const char *allow;
-	switch (r->allowed) {
-	case ROUTE_POST: allow = "POST"; break;
-	case ROUTE_GET | ROUTE_HEAD: allow = "GET, HEAD"; break;
-	default: allow = "GET, HEAD, PUT, POST, DELETE"; break;
-	}
-	http_request_prepare_problemf(r, "method_not_allowed", "%s does not take this method",
-	    r->path);
-	r->extra_header = MHD_HTTP_HEADER_ALLOW;
-	r->extra_value = allow;
-}
-
-/* Auth ------------------------------------------------------------------- */
-
-static int
-tokens_equal(const char *given, const char *expected)
-{
-	size_t a = strlen(given), b = strlen(expected);
-	unsigned char diff = a != b;
-	for (size_t i = 0; i < b; i++)
-		diff |= (unsigned char)(given[i < a ? i : 0] ^ expected[i]);
-	return diff == 0;
-}
-
-static int
-needs_auth(struct http *http, const struct request *r)
-{
-	if (r->route == METRICS_ROUTE_HEALTHZ)
-		return 0;
-	if (r->route == METRICS_ROUTE_METRICS)
-		return atomic_load(&http->metrics_auth);
-	return 1;
-}
-
-static int
-authorized(struct http *http, struct request *r)
-{
-	pthread_mutex_lock(&http->config_lock);
-	int ok = 1;
-	if (http->auth_token && needs_auth(http, r)) {
-		const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
-		    MHD_HTTP_HEADER_AUTHORIZATION);
-		ok = h && strncasecmp(h, "Bearer ", 7) == 0 && tokens_equal(h + 7, http->auth_token);
-	}
-	pthread_mutex_unlock(&http->config_lock);
-	return ok;
-}
-
 /* Dispatch --------------------------------------------------------------- */
 
 static void
@@ -214,42 +101,12 @@ request_new(struct http *http, struct MHD_Connection *conn, const char *url, con
 	r->http = http;
 	r->conn = conn;
 	r->start_ns = frame_now_ns();
-	r->method = method_bit(method);
+	r->method = http_route_method(method);
 	snprintf(r->path, sizeof(r->path), "%s", url);
 	buffer_init(&r->body, atomic_load(&http->max_body_bytes));
-	route_request(r, url);
+	http_route_request(r, url);
 	atomic_fetch_add(&http->in_flight, 1);
 	return r;
-}
-
-/* Decisions made from the headers alone, before any body is read. */
-static void
-check_headers(struct http *http, struct request *r)
-{
-	if (r->route == METRICS_ROUTE_OTHER) {
-		http_request_prepare_problemf(r, "not_found", "no resource at %s", r->path);
-		return;
-	}
-	if (!(r->allowed & r->method)) {
-		prepare_not_allowed(r);
-		return;
-	}
-	if (!authorized(http, r)) {
-		http_request_prepare_problem(r, "unauthorized",
-		    "send Authorization: Bearer <token>", NULL);
-		return;
-	}
-	if (atomic_load(&http->draining) && r->route != METRICS_ROUTE_HEALTHZ &&
-	    r->route != METRICS_ROUTE_METRICS) {
-		http_request_prepare_problem(r, "shutting_down", "the server is draining", NULL);
-		r->close_connection = 1;
-		return;
-	}
-	const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
-	    MHD_HTTP_HEADER_CONTENT_LENGTH);
-	if (cl && strtoull(cl, NULL, 10) > r->body.limit)
-		http_request_prepare_problemf(r, "payload_too_large",
-		    "the body is larger than %zu bytes", r->body.limit);
 }
 
 static enum MHD_Result
@@ -264,7 +121,8 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 		if (r == NULL)
 			return MHD_NO;
 		*con_cls = r;
-		check_headers(http, r);
+		http_limits_request_started(http, conn);
+		http_route_check_headers(http, r);
 		if (r->prepared) {
 			r->close_connection = 1;	/* the body, if any, stays unread */
 			return queue_prepared(r);
@@ -272,18 +130,16 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 		return MHD_YES;
 	}
 	if (*upload_data_size > 0) {
-		/* A body without Content-Length (chunked) that outgrows the limit:
-		 * libmicrohttpd 0.9.75 refuses a response queued before the upload
-		 * ends (the client would get no answer at all), so the rest is
-		 * dropped as it comes and the 413 goes out after the last chunk. */
-		if (!r->prepared && buffer_append(&r->body, upload_data, *upload_data_size) == -1) {
-			http_request_prepare_problemf(r, "payload_too_large",
-			    "the body is larger than %zu bytes", r->body.limit);
-			r->close_connection = 1;
-		}
+		/* A body without Content-Length (chunked) that outgrows the limit
+		 * or the budget: libmicrohttpd 0.9.75 refuses a response queued
+		 * before the upload ends (the client would get no answer at all),
+		 * so the rest is dropped as it comes and the 413 or 503 goes out
+		 * after the last chunk. */
+		http_limits_take_upload(r, upload_data, *upload_data_size);
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
+	http_limits_request_received(http, conn);
 	pthread_mutex_lock(&r->lock);
 	int answered = r->prepared;
 	pthread_mutex_unlock(&r->lock);
@@ -294,7 +150,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 	pthread_mutex_unlock(&r->lock);
 	if (!ready)
 		return MHD_YES;		/* suspended until the job is answered */
-	if (r->pending_source)
+	if (r->checking_script)
 		http_scripts_finish_put(r);
 	return queue_prepared(r);
 }
@@ -303,7 +159,6 @@ static void
 on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     enum MHD_RequestTerminationCode toe)
 {
-	(void)conn;
 	struct http *http = cls;
 	struct request *r = *con_cls;
 	if (r == NULL)
@@ -313,10 +168,8 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	int status = r->prepared ? r->status : 0;
 	metrics_observe(r->route, status, seconds);
 	if (atomic_load(&http->access_log))
-		log_info("%s %s %d %.3f ms worker=%d in=%zu out=%zu%s",
-		    method_name(r->method), r->path, status,
-		    seconds * 1e3, r->worker_pid, r->body.len, r->resp_len,
-		    toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
+		http_log_access(r, status, seconds, toe != MHD_REQUEST_TERMINATED_COMPLETED_OK);
+	http_limits_request_ended(http, conn);
 	atomic_fetch_sub(&http->in_flight, 1);
 	http_request_unref(r);
 }
@@ -325,25 +178,15 @@ static void
 on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
     enum MHD_ConnectionNotificationCode toe)
 {
-	(void)conn;
-	(void)socket_context;
 	struct http *http = cls;
-	if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
 		atomic_fetch_add(&http->connections, 1);
-	else
+		http_limits_connection_opened(http, conn, socket_context);
+	} else {
 		atomic_fetch_sub(&http->connections, 1);
-}
-
-static void
-on_mhd_log(void *cls, const char *fmt, va_list ap)
-{
-	(void)cls;
-	char line[512];
-	vsnprintf(line, sizeof(line), fmt, ap);
-	size_t n = strlen(line);
-	while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-		line[--n] = '\0';
-	log_debug("libmicrohttpd: %s", line);
+		http_limits_connection_closed(http, *socket_context);
+		*socket_context = NULL;
+	}
 }
 
 /* Start and stop --------------------------------------------------------- */
@@ -415,9 +258,11 @@ take_signal(int signal_fd)
 int
 http_serve_once(struct http *http, int signal_fd, int max_wait_ms)
 {
+	int sweep_ms = http_limits_sweep(http);
 	if (http->opts.threads) {
 		struct pollfd pfd = { .fd = signal_fd, .events = POLLIN };
-		return poll(&pfd, 1, max_wait_ms) == 1 ? take_signal(signal_fd) : 0;
+		return poll(&pfd, 1, earliest(max_wait_ms, sweep_ms)) == 1 ?
+		    take_signal(signal_fd) : 0;
 	}
 	if (!http->signal_watched && signal_fd >= 0) {
 		struct epoll_event sig = { .events = EPOLLIN, .data.u32 = EVENT_SIGNAL };
@@ -443,7 +288,7 @@ http_serve_once(struct http *http, int signal_fd, int max_wait_ms)
 	}
 	/* MHD re-arms its listening socket, after the connection limit was
 	 * reached, only in a later MHD_run: never sleep long without one. */
-	int mhd_timeout = earliest(mhd_timeout_ms(http), LOOP_TICK_MS);
+	int mhd_timeout = earliest(earliest(mhd_timeout_ms(http), LOOP_TICK_MS), sweep_ms);
 	int timeout = earliest(earliest(pool_timeout, mhd_timeout), max_wait_ms);
 	struct epoll_event events[4];
 	int n = epoll_wait(http->epfd, events, 4, timeout);
@@ -470,8 +315,15 @@ http_start(const struct http_options *opts, struct luapool *pool, struct scripts
 	http->auth_token = opts->auth_token ? strdup(opts->auth_token) : NULL;
 	http->info_json = opts->info_json ? strdup(opts->info_json) : NULL;
 	atomic_init(&http->max_body_bytes, opts->max_body_bytes);
+	atomic_init(&http->max_inflight_bytes, opts->max_inflight_bytes);
+	atomic_init(&http->request_read_timeout_s, opts->request_read_timeout_s);
 	atomic_init(&http->access_log, opts->access_log);
 	atomic_init(&http->metrics_auth, opts->metrics_auth);
+	if (http_limits_init(http) == -1) {
+		snprintf(err, errlen, "cannot set up the connection table");
+		free(http);
+		return NULL;
+	}
 	if (http_bytecode_setup(http, err, errlen) == -1)
 		goto fail;
 	if (resolve_listen(opts->host, opts->port, &ss, &ipv6) == -1) {
@@ -508,6 +360,7 @@ http_start(const struct http_options *opts, struct luapool *pool, struct scripts
 	http->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, http,
 	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 	    MHD_OPTION_CONNECTION_LIMIT, opts->max_connections,
+	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, opts->max_connections_per_ip,
 	    MHD_OPTION_CONNECTION_TIMEOUT, opts->connection_timeout_s,
 	    MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
 	    /* A connection's memory pool bounds how much of a body MHD reads
@@ -517,7 +370,7 @@ http_start(const struct http_options *opts, struct luapool *pool, struct scripts
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536,
 	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, http,
 	    MHD_OPTION_NOTIFY_CONNECTION, on_connection, http,
-	    MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, http,
+	    MHD_OPTION_EXTERNAL_LOGGER, http_log_mhd, http,
 	    MHD_OPTION_ARRAY, extra,
 	    MHD_OPTION_END);
 	if (http->daemon == NULL) {
@@ -539,6 +392,7 @@ fail:
 			close(http->epfd);
 		free(http->auth_token);
 		free(http->info_json);
+		http_limits_free(http);
 		free(http);
 	}
 	return NULL;
@@ -551,15 +405,16 @@ http_port(const struct http *http)
 }
 
 void
-http_reload(struct http *http, size_t max_body_bytes, int access_log, const char *auth_token,
-    int metrics_auth)
+http_reload(struct http *http, const struct http_options *opts)
 {
-	atomic_store(&http->max_body_bytes, max_body_bytes);
-	atomic_store(&http->access_log, access_log);
-	atomic_store(&http->metrics_auth, metrics_auth);
+	atomic_store(&http->max_body_bytes, opts->max_body_bytes);
+	atomic_store(&http->max_inflight_bytes, opts->max_inflight_bytes);
+	atomic_store(&http->request_read_timeout_s, opts->request_read_timeout_s);
+	atomic_store(&http->access_log, opts->access_log);
+	atomic_store(&http->metrics_auth, opts->metrics_auth);
 	pthread_mutex_lock(&http->config_lock);
 	free(http->auth_token);
-	http->auth_token = auth_token ? strdup(auth_token) : NULL;
+	http->auth_token = opts->auth_token ? strdup(opts->auth_token) : NULL;
 	pthread_mutex_unlock(&http->config_lock);
 }
 
@@ -587,6 +442,7 @@ http_stop(struct http *http)
 	if (http->epfd > 0)
 		close(http->epfd);
 	pthread_mutex_destroy(&http->config_lock);
+	http_limits_free(http);
 	free(http->auth_token);
 	free(http->info_json);
 	free(http);

@@ -25,9 +25,10 @@ struct http *http_start(const struct http_options *opts, struct luapool *pool,
 int http_serve_once(struct http *http, int signal_fd, int max_wait_ms);
 /* The port actually bound. */
 unsigned http_port(const struct http *http);
-/* What SIGHUP may change while serving (strings are copied). */
-void http_reload(struct http *http, size_t max_body_bytes, int access_log,
-    const char *auth_token, int metrics_auth);
+/* What SIGHUP may change while serving, taken from opts: max_body_bytes,
+ * max_inflight_bytes, request_read_timeout_s, access_log, auth_token
+ * (copied) and metrics_auth; the other fields are ignored. */
+void http_reload(struct http *http, const struct http_options *opts);
 /* Stops accepting connections; requests on open connections get 503
  * shutting_down, /healthz answers 503. */
 void http_begin_drain(struct http *http);

@@ -23,6 +23,7 @@ static void
 take_reply(struct request *r, const struct luapool_reply *reply)
 {
 	r->worker_pid = reply->worker_pid;
+	r->chunk_is_source = reply->chunk_is_source;
 	if (reply->status == LUAPOOL_OK && r->route == METRICS_ROUTE_COMPILE &&
 	    r->http->opts.bytecode_mode == HTTP_BYTECODE_SIGNED) {
 		http_bytecode_prepare_signed(r, reply);
@@ -104,12 +105,18 @@ http_exec_submit(struct request *r, enum luapool_job_kind kind, const char *chun
 		.timeout_ms = kind == LUAPOOL_JOB_EXEC ? request_timeout_ms(r) : 0,
 	};
 	struct luapool_error err;
+	/* The job copies the chunk (a stored script) too: it counts. */
+	if (chunk_len && http_limits_charge(r, chunk_len) == -1)
+		return;
 	atomic_fetch_add(&r->refs, 1);
 	if (luapool_submit_async(r->http->pool, &job, on_job_done, r, &err) == -1) {
 		atomic_fetch_sub(&r->refs, 1);
 		prepare_submit_error(r, &err);
 		return;
 	}
+	/* The job holds its own copy now; the charge stays until the request
+	 * ends, standing for that copy and the answer. */
+	buffer_free(&r->body);
 	atomic_store_explicit(&r->http->activity, 1, memory_order_relaxed);
 	pthread_mutex_lock(&r->lock);
 	if (!r->done) {

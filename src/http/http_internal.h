@@ -9,6 +9,7 @@
 #define HTTP_INTERNAL_H
 
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -22,6 +23,18 @@
 
 struct MHD_Daemon;
 struct MHD_Connection;
+struct http_conn;
+
+/* Every open connection, for the request read deadline and for making room
+ * when the table is full (http_limits.c); under its lock. */
+struct http_conn_table {
+	pthread_mutex_t lock;
+	struct http_conn *head;
+	unsigned count;
+	int64_t next_sweep_ns;
+	int64_t full_logged_ns, closed_logged_ns;
+	unsigned closed_unlogged;
+};
 
 struct http {
 	struct MHD_Daemon *daemon;
@@ -32,6 +45,9 @@ struct http {
 	pthread_mutex_t config_lock;	/* token and reloadable limits */
 	char *auth_token;
 	atomic_size_t max_body_bytes;
+	atomic_size_t max_inflight_bytes, inflight_bytes;	/* the request byte budget */
+	atomic_uint request_read_timeout_s;
+	struct http_conn_table conns;
 	atomic_int access_log, metrics_auth, draining;
 	atomic_uint in_flight, connections;
 	char *info_json;
@@ -59,7 +75,10 @@ struct request {
 	int script_item;		/* /v1/scripts/{name} */
 	char name[SCRIPTS_NAME_MAX + 1];
 	char path[160];
-	struct buffer body;
+	struct buffer body;		/* released once a job holds its copy */
+	size_t in_bytes;		/* body bytes read, for the access log */
+	size_t charged;			/* against http->inflight_bytes */
+	size_t body_charged;		/* of which for body's capacity */
 	int64_t start_ns;
 	/* The answer, once known. */
 	int prepared, done, suspended;
@@ -70,9 +89,10 @@ struct request {
 	const char *extra_header, *extra_value;
 	int close_connection;
 	int worker_pid;
-	/* PUT with source: store once the worker compiled it. */
-	char *pending_source;
-	size_t pending_source_len;
+	/* PUT: a worker parses the body (and compiles source); its answer is
+	 * the chunk, stored by http_scripts_finish_put. */
+	int checking_script;
+	int chunk_is_source;
 };
 
 /* http_request.c: the request's last reference and its answer. */
@@ -103,8 +123,9 @@ void http_exec_submit(struct request *r, enum luapool_job_kind kind, const char 
 /* http_scripts.c: /v1/scripts and /v1/scripts/{name}. */
 
 void http_scripts_handle(struct request *r);
-/* After the compile job of a PUT with source came back: stores the
- * source if it compiled, and prepares the answer. */
+/* After the check job of a PUT came back (its answer, the chunk, is in
+ * r->resp_body): stores the chunk, bytecode once it passed the verifier
+ * and the tag check, and prepares the answer. */
 void http_scripts_finish_put(struct request *r);
 
 /* http_bytecode.c: bytecode trust (the `bytecode` mode, signed chunks). */
@@ -131,6 +152,60 @@ int http_bytecode_take_signed(struct request *r, unsigned char **chunk, size_t *
 /* The answer of a /v1/compile job with bytecode = signed: the worker's
  * bytecode, verified, with this server's tag. */
 void http_bytecode_prepare_signed(struct request *r, const struct luapool_reply *reply);
+
+/* http_route.c: a request's route and the answers its headers decide. */
+
+/* ROUTE_GET ... for a method name; 0 for any other. */
+int http_route_method(const char *method);
+/* Sets r's route, allowed methods and (for /v1/scripts/{name}) name. */
+void http_route_request(struct request *r, const char *url);
+/* Every decision the headers allow, before any body is read; an answer
+ * is prepared when the request is refused here. */
+void http_route_check_headers(struct http *http, struct request *r);
+
+/* http_limits.c: the request byte budget, the framing checks, and the
+ * connection table (whole-request deadline, room for new connections). */
+
+/* Set up and release the connection table (http_start, http_stop). */
+int http_limits_init(struct http *http);
+void http_limits_free(struct http *http);
+/* From MHD's connection notifications: an entry for the new connection
+ * in *socket_context (NULL when out of memory: it is then not tracked),
+ * and its removal (called before MHD closes the socket). */
+void http_limits_connection_opened(struct http *http, struct MHD_Connection *conn,
+    void **socket_context);
+void http_limits_connection_closed(struct http *http, void *socket_context);
+/* The request on conn: its headers are read; all of it is read (no
+ * deadline while it is served); it ended (the connection waits for the
+ * next request, with a fresh deadline). */
+void http_limits_request_started(struct http *http, struct MHD_Connection *conn);
+void http_limits_request_received(struct http *http, struct MHD_Connection *conn);
+void http_limits_request_ended(struct http *http, struct MHD_Connection *conn);
+/* Closes the connections past their read deadline and, when the table is
+ * full and a client waits to connect, the one idle the longest; at most
+ * every 100 ms.  Returns the milliseconds until the next sweep. */
+int http_limits_sweep(struct http *http);
+/* 0, or -1 with a 400 prepared: Content-Length twice with different
+ * values, beside Transfer-Encoding, or a transfer coding but chunked. */
+int http_limits_check_framing(struct request *r);
+/* Charges n bytes to the budget: 0, or -1 (nothing charged) with 503
+ * overloaded prepared.  The charge lasts until the request is freed. */
+int http_limits_charge(struct request *r, size_t n);
+/* A body of known length: room for all of it, charged at once.  0, or -1
+ * with the answer prepared. */
+int http_limits_reserve_body(struct request *r, size_t content_length);
+/* Appends a piece of the body (charging what the buffer grew by); once
+ * the body is refused (413, 503 prepared) the rest is dropped. */
+void http_limits_take_upload(struct request *r, const char *data, size_t size);
+
+/* http_log.c: the access log and libmicrohttpd's messages. */
+
+/* One line for a finished request: the path escaped so that it stays one
+ * field; status 0 when no answer was ready. */
+void http_log_access(const struct request *r, int status, double seconds, int aborted);
+/* MHD_OPTION_EXTERNAL_LOGGER: debug, but connection limits as a warning
+ * (at most one every 10 s). */
+void http_log_mhd(void *cls, const char *fmt, va_list ap);
 
 /* http_status.c: /healthz, /v1/info, /metrics. */
 

@@ -20,9 +20,13 @@ struct http_options {
 	const char *host;		/* "" or NULL: all interfaces */
 	unsigned port;			/* 0: any free port */
 	size_t max_body_bytes;
+	size_t max_inflight_bytes;	/* request bytes held at once, all clients */
+	unsigned request_read_timeout_s;	/* a whole request, from when the
+					 * connection waits for one */
 	unsigned max_timeout_ms;
 	unsigned default_timeout_ms;
 	unsigned max_connections;
+	unsigned max_connections_per_ip;	/* 0: no limit */
 	unsigned connection_timeout_s;
 	unsigned threads;		/* 0: one event loop in the caller's thread, which
 					 * must own the pool (external_dispatch); N: N

@@ -5,6 +5,7 @@
  * answer on the connection is the router's (http.c); this file never
  * touches a connection, a job or a route.
  */
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,16 +16,23 @@
 #include "http/http_internal.h"
 #include "http/problem.h"
 
+#define TRIM_AFTER_BYTES	((size_t)1 << 20)
+
 void
 http_request_unref(struct request *r)
 {
 	if (atomic_fetch_sub(&r->refs, 1) != 1)
 		return;
+	size_t charged = r->charged;
+	atomic_fetch_sub(&r->http->inflight_bytes, charged);
 	buffer_free(&r->body);
 	free(r->resp_body);
-	free(r->pending_source);
 	pthread_mutex_destroy(&r->lock);
 	free(r);
+	/* Large blocks freed inside the heap stay resident until trimmed: one
+	 * big request would otherwise keep the supervisor large for good. */
+	if (charged >= TRIM_AFTER_BYTES)
+		malloc_trim(0);
 }
 
 void

@@ -1,18 +1,16 @@
 /*
  * http_scripts.c - the named-script routes: GET /v1/scripts, and PUT, GET,
  * DELETE and POST (run) /v1/scripts/{name} over the store (daemon/scripts).
- * Source is compiled by a worker before it is stored, and bytecode passes
- * the verifier (and the tag check of bytecode = signed, http_bytecode.c)
- * first, so a script that is stored always loads; running one is an exec
- * job (http_exec.c).  This file never touches a connection nor parses a
- * script itself.
+ * A PUT body is parsed by a worker, never here (a large one would stall
+ * the event loop): the worker compiles source, decodes bytecode, and
+ * answers with the chunk.  Bytecode then passes the verifier (and the tag
+ * check of bytecode = signed, http_bytecode.c), so a script that is
+ * stored always loads; running one is an exec job (http_exec.c).  This
+ * file never touches a connection nor parses a body or a script itself.
  */
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
-
-#include "common/base64.h"
 #include "http/http_internal.h"
 
 /* Stores the script; answers 201 (new) or 200 with its description. */
@@ -32,66 +30,37 @@ store_script(struct request *r, int is_source, const void *chunk, size_t len)
 	http_request_prepare_json(r, created ? 201 : 200, &b);
 }
 
-/* PUT /v1/scripts/{name}: {"source": text} or {"bytecode": base64}. */
+/* PUT /v1/scripts/{name}: {"source": text} or {"bytecode": base64}, to a
+ * worker (LUAPOOL_JOB_CHECK_SCRIPT); stored by http_scripts_finish_put. */
 static void
 handle_script_put(struct request *r)
 {
-	cJSON *root = cJSON_ParseWithLength(r->body.data ? r->body.data : "", r->body.len);
-	if (root == NULL) {
-		http_request_prepare_problem(r, "invalid_json", "the body must be a JSON object",
-		    NULL);
+	if (r->body.len == 0) {
+		http_request_prepare_problem(r, "invalid_json", "the request body is empty", NULL);
 		return;
 	}
-	const cJSON *src = cJSON_GetObjectItemCaseSensitive(root, "source");
-	const cJSON *bc = cJSON_GetObjectItemCaseSensitive(root, "bytecode");
-	if (cJSON_IsString(src) && bc == NULL) {
-		/* Compile in a worker first; store on success
-		 * (http_scripts_finish_put). */
-		r->pending_source = strdup(src->valuestring);
-		r->pending_source_len = strlen(src->valuestring);
-		cJSON_Delete(root);
-		http_exec_submit(r, LUAPOOL_JOB_COMPILE, r->pending_source, r->pending_source_len,
-		    1);
-		return;
-	}
-	if (!cJSON_IsString(bc) || src != NULL) {
-		cJSON_Delete(root);
-		http_request_prepare_problem(r, "invalid_request",
-		    "give either \"source\" (text) or \"bytecode\" (base64)", NULL);
-		return;
-	}
-	if (r->http->opts.bytecode_mode == HTTP_BYTECODE_OFF) {
-		cJSON_Delete(root);
-		http_request_prepare_problem(r, "invalid_request",
-		    "bytecode is disabled on this server (bytecode = off); send source", NULL);
-		return;
-	}
-	size_t len = strlen(bc->valuestring);
-	unsigned char *chunk = malloc(base64_decoded_max(len) + 1);
-	long n = chunk ? base64_decode(bc->valuestring, len, chunk) : -1;
-	cJSON_Delete(root);
-	char why[256];
-	size_t chunk_len;
-	if (n < 0) {
-		http_request_prepare_problem(r, "invalid_base64",
-		    "\"bytecode\" is not valid base64", NULL);
-	} else if (http_bytecode_accept(r->http, chunk, (size_t)n, &chunk_len, why,
-	    sizeof(why)) == -1) {
-		http_request_prepare_problem(r, "invalid_bytecode", why, NULL);
-	} else {
-		store_script(r, 0, chunk, chunk_len);	/* verified, without its tag */
-	}
-	free(chunk);
+	r->checking_script = 1;
+	http_exec_submit(r, LUAPOOL_JOB_CHECK_SCRIPT, NULL, 0, 0);
 }
 
 void
 http_scripts_finish_put(struct request *r)
 {
-	char *source = r->pending_source;
-	r->pending_source = NULL;
-	if (r->status == 200)
-		store_script(r, 1, source, r->pending_source_len);
-	free(source);
+	char why[256];
+	r->checking_script = 0;
+	if (r->status != 200)
+		return;		/* the worker's (or the pool's) problem stands */
+	char *chunk = r->resp_body;
+	size_t len = r->resp_len, chunk_len = len;
+	r->resp_body = NULL;
+	if (r->chunk_is_source)
+		store_script(r, 1, chunk, len);
+	else if (http_bytecode_accept(r->http, (const unsigned char *)chunk, len, &chunk_len,
+	    why, sizeof(why)) == -1)
+		http_request_prepare_problem(r, "invalid_bytecode", why, NULL);
+	else
+		store_script(r, 0, chunk, chunk_len);	/* verified, without its tag */
+	free(chunk);
 }
 
 static void

@@ -5,7 +5,9 @@
  * changes any state.
  */
 #include <stdatomic.h>
+#include <string.h>
 
+#include "common/log.h"
 #include "http/http_internal.h"
 
 void
@@ -13,8 +15,10 @@ http_status_info(struct request *r)
 {
 	struct buffer b;
 	buffer_init(&b, 0);
-	char engine[64];
+	char engine[64], engine_json[6 * sizeof(engine)];
 	luapool_engine_version(r->http->pool, engine, sizeof(engine));
+	/* A worker's words: JSON-escaped, never trusted to be plain. */
+	log_escape(engine_json, sizeof(engine_json), engine, strlen(engine), 1);
 	struct luapool_stats st;
 	luapool_stats(r->http->pool, &st);
 	pthread_mutex_lock(&r->http->config_lock);
@@ -24,7 +28,7 @@ http_status_info(struct request *r)
 	    "\"workers\":{\"target\":%u,\"live\":%u,\"busy\":%u},\"queue_depth\":%u,"
 	    "\"limits\":{\"max_body_bytes\":%zu,\"max_timeout_ms\":%u,\"max_connections\":%u},"
 	    "\"auth\":%s,\"allow_bytecode\":%s,\"bytecode\":\"%s\",\"extra\":%s}",
-	    LUAPOOL_VERSION, engine, st.workers_target, st.workers_live, st.workers_busy,
+	    LUAPOOL_VERSION, engine_json, st.workers_target, st.workers_live, st.workers_busy,
 	    st.queue_depth, atomic_load(&r->http->max_body_bytes), r->http->opts.max_timeout_ms,
 	    r->http->opts.max_connections, auth ? "true" : "false",
 	    r->http->opts.bytecode_mode != HTTP_BYTECODE_OFF ? "true" : "false",

@@ -1,8 +1,12 @@
 /*
  * problem.c - problem bodies (see problem.h).  The table below is the
- * single place that maps an error code to its status and title.
+ * single place that maps an error code to its status and title.  Details,
+ * messages and tracebacks may come from a worker (a script's error
+ * message is anything it raised): they are made valid UTF-8 here, so a
+ * body is always JSON a strict parser takes.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
@@ -44,6 +48,61 @@ find_problem(const char *code)
 	return -1;
 }
 
+/* The length of the valid UTF-8 character at s (n bytes left), or 0: no
+ * overlong forms, no surrogates, nothing above U+10FFFF (RFC 3629). */
+static size_t
+utf8_char_length(const unsigned char *s, size_t n)
+{
+	if (s[0] < 0x80)
+		return 1;
+	size_t len = s[0] >= 0xC2 && s[0] <= 0xDF ? 2 : s[0] >= 0xE0 && s[0] <= 0xEF ? 3 :
+	    s[0] >= 0xF0 && s[0] <= 0xF4 ? 4 : 0;
+	if (len == 0 || len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++)
+		if ((s[i] & 0xC0) != 0x80)
+			return 0;
+	if ((s[0] == 0xE0 && s[1] < 0xA0) || (s[0] == 0xED && s[1] > 0x9F) ||
+	    (s[0] == 0xF0 && s[1] < 0x90) || (s[0] == 0xF4 && s[1] > 0x8F))
+		return 0;
+	return len;
+}
+
+/* text as valid UTF-8: each byte that starts no valid character (a cut
+ * one at the end too) becomes U+FFFD.  malloc'd; NULL when out of memory. */
+static char *
+valid_utf8(const char *text)
+{
+	const unsigned char *s = (const unsigned char *)text;
+	size_t n = strlen(text);
+	char *out = malloc(3 * n + 1), *o = out;
+	if (out == NULL)
+		return NULL;
+	for (size_t i = 0; i < n;) {
+		size_t len = utf8_char_length(s + i, n - i);
+		if (len == 0) {
+			memcpy(o, "\xEF\xBF\xBD", 3);
+			o += 3;
+			i++;
+		} else {
+			memcpy(o, s + i, len);
+			o += len;
+			i += len;
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
+/* Adds name: text made valid UTF-8. */
+static void
+add_text(cJSON *body, const char *name, const char *text)
+{
+	char *valid = valid_utf8(text);
+	cJSON_AddStringToObject(body, name, valid ? valid : "");
+	free(valid);
+}
+
 int
 problem_status(const char *code)
 {
@@ -65,12 +124,12 @@ problem_body(const char *code, const char *detail, const char *traceback, size_t
 	cJSON_AddStringToObject(body, "type", type);
 	cJSON_AddStringToObject(body, "title", problems[i].title);
 	cJSON_AddNumberToObject(body, "status", problems[i].status);
-	cJSON_AddStringToObject(body, "detail", detail && *detail ? detail : problems[i].title);
+	add_text(body, "detail", detail && *detail ? detail : problems[i].title);
 	cJSON_AddStringToObject(body, "code", problems[i].code);
 	if (strcmp(problems[i].code, "script_error") == 0) {
-		cJSON_AddStringToObject(body, "message", detail ? detail : "");
+		add_text(body, "message", detail ? detail : "");
 		if (traceback && *traceback)
-			cJSON_AddStringToObject(body, "traceback", traceback);
+			add_text(body, "traceback", traceback);
 	}
 	char *text = cJSON_PrintUnformatted(body);
 	cJSON_Delete(body);

@@ -15,5 +15,4 @@ int problem_status(const char *code);
  * malloc'd string (caller frees), *len its length.  script_error also gets
  * "message" (= detail) and "traceback" when one is given. */
 char *problem_body(const char *code, const char *detail, const char *traceback, size_t *len);
-
 #endif

@@ -31,6 +31,9 @@
  * drops to the lowest CPU priority so runaway jobs, until their deadline
  * stops them, take little from the others. */
 #define DEMOTE_AFTER_NS		(10 * POOL_MS)
+/* A reply buffer grown past this (a large result, a stored script's
+ * chunk) is released once empty, so one big reply does not stay resident. */
+#define REPLY_BUFFER_KEEP	((size_t)1 << 20)
 
 /* Why the worker that sent these reply flags must not serve again, or -1.
  * A worker asking to be replaced is believed: the worst it can do is cost
@@ -70,6 +73,7 @@ handle_reply(struct luapool *pool, struct worker *w, const struct frame_header *
 		.worker_pid = (int)w->pid,
 		.run_ms = (double)h->run_ns / 1e6,
 		.queued_ms = (double)(frame_now_ns() - w->job->enqueued_ns - (int64_t)h->run_ns) / 1e6,
+		.chunk_is_source = (h->flags & FRAME_REPLY_SOURCE) != 0,
 	};
 	if (reply.status == LUAPOOL_OK) {
 		reply.code = "ok";
@@ -166,6 +170,8 @@ process_input(struct luapool *pool, struct worker *w)
 	if (off > 0 && w->fd != -1) {
 		memmove(w->in.data, w->in.data + off, w->in.len - off);
 		w->in.len -= off;
+		if (w->in.len == 0 && w->in.cap > REPLY_BUFFER_KEEP)
+			buffer_free(&w->in);	/* keeps the limit */
 	}
 }
 
@@ -235,6 +241,16 @@ channel_continue_send(struct luapool *pool, struct worker *w)
 		    EPOLL_CTL_MOD);
 }
 
+/* The largest reply frame the worker may send for this job: a result,
+ * or for a script check the chunk, which is no larger than the job. */
+static size_t
+reply_limit(const struct luapool *pool, const struct job *job)
+{
+	size_t limit = pool->opts.max_result_bytes + 65536 + sizeof(struct frame_header);
+	size_t chunk = job->payload_len + 65536 + sizeof(struct frame_header);
+	return (job->flags & FRAME_CHECK_SCRIPT) && chunk > limit ? chunk : limit;
+}
+
 void
 channel_send_job(struct luapool *pool, struct worker *w, struct job *job)
 {
@@ -247,6 +263,7 @@ channel_send_job(struct luapool *pool, struct worker *w, struct job *job)
 	w->out.chunk_len = job->chunk_len;
 	w->out.flags = job->flags;
 	w->job = job;
+	w->in.limit = reply_limit(pool, job);
 	w->sent = 0;
 	w->state = WORKER_BUSY;
 	w->killed_for_deadline = 0;

@@ -185,8 +185,12 @@ luapool_new_with(const struct luapool_options *opts, struct luapool_error *err)
 	}
 	pool->epfd = pool->wakefd = -1;
 	if (process_find_worker(opts->worker_path, pool->worker_path, sizeof(pool->worker_path)) == -1) {
-		set_error(err, LUAPOOL_E_INVALID, "no executable luapool-worker found (set the "
-		    "worker_path option or LUAPOOL_WORKER)");
+		if (opts->worker_path && opts->worker_path[0])
+			set_error(err, LUAPOOL_E_INVALID, "worker_path %s is not an executable file",
+			    opts->worker_path);
+		else
+			set_error(err, LUAPOOL_E_INVALID, "no executable luapool-worker found (set "
+			    "the worker_path option or LUAPOOL_WORKER)");
 		free(pool);
 		return NULL;
 	}
@@ -228,7 +232,8 @@ job_spec_check(const struct luapool *pool, const struct luapool_job *spec,
 {
 	if (spec == NULL || (spec->request == NULL && spec->request_len) ||
 	    (spec->chunk == NULL && spec->chunk_len) ||
-	    (spec->kind != LUAPOOL_JOB_EXEC && spec->kind != LUAPOOL_JOB_COMPILE)) {
+	    (spec->kind != LUAPOOL_JOB_EXEC && spec->kind != LUAPOOL_JOB_COMPILE &&
+	    spec->kind != LUAPOOL_JOB_CHECK_SCRIPT)) {
 		set_error(err, LUAPOOL_E_INVALID, "invalid job");
 		return -1;
 	}

@@ -26,9 +26,10 @@ queue_job_new(const struct luapool_job *spec, luapool_callback *done, void *arg)
 	if (spec->chunk_len)
 		memcpy(job->payload, spec->chunk, spec->chunk_len);
 	memcpy(job->payload + spec->chunk_len, spec->request, spec->request_len);
-	job->frame_type = spec->kind == LUAPOOL_JOB_COMPILE ? FRAME_COMPILE : FRAME_EXEC;
+	job->frame_type = spec->kind == LUAPOOL_JOB_EXEC ? FRAME_EXEC : FRAME_COMPILE;
 	job->chunk_len = (uint32_t)spec->chunk_len;
-	job->flags = spec->chunk_is_source ? FRAME_CHUNK_IS_SOURCE : 0;
+	job->flags = (spec->chunk_is_source ? FRAME_CHUNK_IS_SOURCE : 0) |
+	    (spec->kind == LUAPOOL_JOB_CHECK_SCRIPT ? FRAME_CHECK_SCRIPT : 0);
 	job->timeout_ms = spec->timeout_ms;
 	job->done = done;
 	job->arg = arg;

@@ -29,6 +29,7 @@ struct run_call {
 	const struct vm_job *job;
 	struct vm_outcome *out;
 	int compile_only;
+	int check_only;		/* compile without dumping: a script to store */
 };
 
 static void *
@@ -219,10 +220,14 @@ vm_end_job(struct vm *vm, int collect)
 	vm->memory_refused = 0;
 }
 
+static int check_script(struct vm *vm, const struct vm_job *job, struct vm_outcome *out);
+
 int
 vm_run_loaded(struct vm *vm, struct vm_outcome *out)
 {
 	struct vm_job job = vm->loaded;
+	if (vm->loaded_check)
+		return check_script(vm, &job, out);
 	if (vm->loaded_compile)
 		return vm_compile(vm, job.chunk, job.chunk_len, job.name, out);
 	return vm_run(vm, &job, out);
@@ -292,6 +297,8 @@ compile_protected(lua_State *L)
 		vm_outcome_set(rc->out, LUAPOOL_E_COMPILE, "compile_error", lua_tostring(L, -1));
 		return 0;
 	}
+	if (rc->check_only)
+		return 0;
 	struct buffer raw;
 	buffer_init(&raw, 0);
 	int dumped = lua_dump(L, dump_to_buffer, &raw) == 0;
@@ -319,6 +326,32 @@ vm_compile(struct vm *vm, const char *source, size_t len, const char *name,
 	int status = lua_cpcall(vm->L, compile_protected, &rc);
 	if (status != 0)
 		classify_failure(&rc, status);
+	vm_end_job(vm, 0);
+	return 0;
+}
+
+/* A script to store: source must compile (bytecode is the supervisor's to
+ * verify); the body is the chunk itself.  It is no larger than the request
+ * the pool sent, so it may pass max_result_bytes: the limit of a result. */
+static int
+check_script(struct vm *vm, const struct vm_job *job, struct vm_outcome *out)
+{
+	vm_outcome_reset(out);
+	if (job->is_source) {
+		struct run_call rc = { .vm = vm, .job = job, .out = out, .check_only = 1 };
+		int status = lua_cpcall(vm->L, compile_protected, &rc);
+		if (status != 0)
+			classify_failure(&rc, status);
+	}
+	if (out->status == LUAPOOL_OK) {
+		size_t limit = out->body.limit;
+		out->body.limit = 0;
+		if (buffer_append(&out->body, job->chunk, job->chunk_len) == -1)
+			vm_outcome_set(out, LUAPOOL_E_MEMORY, "memory_limit_exceeded",
+			    "out of memory");
+		out->body.limit = limit;
+		out->chunk_is_source = job->is_source;
+	}
 	vm_end_job(vm, 0);
 	return 0;
 }

@@ -38,6 +38,8 @@ struct vm_request {
 	size_t chunk_len;
 	int chunk_is_source;
 	int compile;			/* needs "source"; the answer is bytecode */
+	int check_script;		/* a script to store: "source" or "bytecode";
+					 * the answer is the chunk itself */
 	int allow_bytecode;
 	unsigned max_timeout_ms;
 	unsigned timeout_ms;		/* out: the request's timeout_ms, 0 if none */
@@ -60,6 +62,7 @@ struct vm_outcome {
 	int cache_hit, cache_miss, soft_stopped;
 	int heap_high;			/* over half the limit after a full GC */
 	enum vm_replace replace;
+	int chunk_is_source;		/* check_script: the body is source */
 };
 
 struct vm *vm_new(const struct vm_limits *limits, char *err, size_t errlen);

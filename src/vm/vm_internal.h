@@ -47,7 +47,7 @@ struct vm {
 	unsigned cache_count;
 	/* What vm_request_load prepared for vm_run_loaded. */
 	struct vm_job loaded;
-	int loaded_ok, loaded_compile;
+	int loaded_ok, loaded_compile, loaded_check;
 	char loaded_name[72];
 	unsigned char *decoded;		/* base64-decoded bytecode */
 	size_t cache_bytes;

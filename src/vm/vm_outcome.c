@@ -2,7 +2,7 @@
  * vm_outcome.c - filling in a job's outcome (status, stable code, message).
  * A leaf: every other vm*.c file may use it, it uses none of them.
  */
-#include <stdio.h>
+#include <string.h>
 
 #include "vm/vm_outcome.h"
 
@@ -12,7 +12,16 @@ vm_outcome_set(struct vm_outcome *out, enum luapool_status status, const char *c
 {
 	out->status = status;
 	out->code = code;
-	snprintf(out->message, sizeof(out->message), "%s", message);
+	/* A long message is cut before a UTF-8 character, never inside one
+	 * (the supervisor still replaces invalid bytes a script raised). */
+	size_t len = strlen(message);
+	if (len >= sizeof(out->message)) {
+		len = sizeof(out->message) - 1;
+		for (int back = 0; back < 3 && ((unsigned char)message[len] & 0xC0) == 0x80; back++)
+			len--;
+	}
+	memcpy(out->message, message, len);
+	out->message[len] = '\0';
 }
 
 void
@@ -23,6 +32,7 @@ vm_outcome_reset(struct vm_outcome *out)
 	out->message[0] = '\0';
 	out->cache_hit = out->cache_miss = out->soft_stopped = out->heap_high = 0;
 	out->replace = VM_REPLACE_NO;
+	out->chunk_is_source = 0;
 	buffer_reset(&out->body);
 	buffer_reset(&out->traceback);
 }

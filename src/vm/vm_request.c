@@ -82,16 +82,10 @@ take_request_context(struct vm *vm, lua_State *L, struct vm_outcome *out)
 	return 0;
 }
 
+/* The base64 string on top of the stack into vm->decoded. */
 static int
-take_request_bytecode(struct vm *vm, lua_State *L, struct vm_request *req,
-    struct vm_outcome *out)
+decode_bytecode(struct vm *vm, lua_State *L, struct vm_outcome *out)
 {
-	if (req->allow_bytecode == LUAPOOL_BYTECODE_BESIDE)
-		return load_failed(out, LUAPOOL_E_BYTECODE, "invalid_bytecode",
-		    "bytecode must be signed by this server: compile it with /v1/compile");
-	if (req->allow_bytecode != LUAPOOL_BYTECODE_ANY)
-		return load_failed(out, LUAPOOL_E_INVALID, "invalid_request",
-		    "bytecode is disabled on this server (bytecode = off); send source");
 	size_t len;
 	const char *b64 = lua_tolstring(L, -1, &len);
 	vm->decoded = malloc(base64_decoded_max(len) + 1);
@@ -110,6 +104,42 @@ take_request_bytecode(struct vm *vm, lua_State *L, struct vm_request *req,
 }
 
 static int
+take_request_bytecode(struct vm *vm, lua_State *L, struct vm_request *req,
+    struct vm_outcome *out)
+{
+	if (req->allow_bytecode == LUAPOOL_BYTECODE_BESIDE)
+		return load_failed(out, LUAPOOL_E_BYTECODE, "invalid_bytecode",
+		    "bytecode must be signed by this server: compile it with /v1/compile");
+	if (req->allow_bytecode != LUAPOOL_BYTECODE_ANY)
+		return load_failed(out, LUAPOOL_E_INVALID, "invalid_request",
+		    "bytecode is disabled on this server (bytecode = off); send source");
+	return decode_bytecode(vm, L, out);
+}
+
+/* A script to store: exactly one of "source" (text) or "bytecode"
+ * (base64).  Bytecode is only decoded: the supervisor verifies it (and
+ * checks its tag with bytecode = signed) before storing it. */
+static int
+take_script_chunk(struct vm *vm, lua_State *L, struct vm_request *req, struct vm_outcome *out)
+{
+	int bc_type = request_field(L, "bytecode");
+	int src_type = request_field(L, "source");
+	if (src_type == LUA_TSTRING && bc_type == LUA_TNIL) {
+		vm->loaded.chunk = lua_tolstring(L, -1, &vm->loaded.chunk_len);
+		vm->loaded.is_source = 1;
+		return 0;
+	}
+	if (bc_type != LUA_TSTRING || src_type != LUA_TNIL)
+		return load_failed(out, LUAPOOL_E_INVALID, "invalid_request",
+		    "give either \"source\" (text) or \"bytecode\" (base64)");
+	if (req->allow_bytecode == LUAPOOL_BYTECODE_NONE)
+		return load_failed(out, LUAPOOL_E_INVALID, "invalid_request",
+		    "bytecode is disabled on this server (bytecode = off); send source");
+	lua_pop(L, 1);
+	return decode_bytecode(vm, L, out);
+}
+
+static int
 take_request_chunk(struct vm *vm, lua_State *L, struct vm_request *req, struct vm_outcome *out)
 {
 	if (req->chunk_len) {
@@ -121,6 +151,8 @@ take_request_chunk(struct vm *vm, lua_State *L, struct vm_request *req, struct v
 		vm->loaded.is_source = req->chunk_is_source;
 		return 0;
 	}
+	if (req->check_script)
+		return take_script_chunk(vm, L, req, out);
 	int bc_type = request_field(L, "bytecode");
 	int src_type = request_field(L, "source");
 	if (bc_type != LUA_TNIL && src_type != LUA_TNIL)
@@ -198,6 +230,7 @@ vm_request_load(struct vm *vm, struct vm_request *req, struct vm_outcome *out)
 	vm_end_job(vm, 0);
 	req->timeout_ms = 0;
 	vm->loaded_compile = req->compile;
+	vm->loaded_check = req->check_script;
 	struct load_call lc = { .vm = vm, .request = req, .out = out };
 	int status = lua_cpcall(vm->L, load_protected, &lc);
 	lua_settop(vm->L, 0);

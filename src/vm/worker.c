@@ -115,6 +115,7 @@ run_job(struct vm *vm, const struct frame_header *h, const char *payload,
 		.chunk = h->chunk_len ? payload : NULL, .chunk_len = h->chunk_len,
 		.chunk_is_source = (h->flags & FRAME_CHUNK_IS_SOURCE) != 0,
 		.compile = h->type == FRAME_COMPILE,
+		.check_script = h->type == FRAME_COMPILE && (h->flags & FRAME_CHECK_SCRIPT),
 		.allow_bytecode = opts->allow_bytecode,
 		.max_timeout_ms = opts->max_timeout_ms,
 	};
@@ -151,7 +152,8 @@ send_reply(const struct frame_header *request, const struct vm_outcome *out, int
 	    (out->heap_high ? FRAME_HEAP_HIGH : 0) |
 	    (out->replace == VM_REPLACE_BAD_LOAD ? FRAME_REPLACE_BAD_LOAD : 0) |
 	    (out->replace == VM_REPLACE_DAMAGED ? FRAME_REPLACE_DAMAGED : 0) |
-	    (out->replace == VM_REPLACE_MEMORY ? FRAME_REPLACE_MEMORY : 0);
+	    (out->replace == VM_REPLACE_MEMORY ? FRAME_REPLACE_MEMORY : 0) |
+	    (out->chunk_is_source ? FRAME_REPLY_SOURCE : 0);
 	if (out->status == LUAPOOL_OK)
 		return frame_send(FRAME_WORKER_FD, &h, out->body.data, out->body.len);
 	/* code \0 message \0 traceback */
@@ -238,6 +240,8 @@ worker_run(struct vm *vm, const struct worker_options *opts)
 		payload[h.length] = saved;
 		if (send_reply(&h, &out, frame_now_ns() - start) == -1)
 			break;
+		if (out.body.cap > out.body.limit + 1)
+			buffer_free(&out.body);	/* a stored script's chunk: give it back */
 	}
 done:
 	buffer_free(&in);

@@ -227,6 +227,7 @@ START_TEST(config_set_should_reject_malformed_listen_addresses)
 		"8080", "localhost", "host:", "host:http", "host:-1", ":65536",
 		":99999999999999999999", "::1:8080", "[::1]", "[::1]8080",
 		"[]:80", "[nonsense]:80", "[::1:80", "a b:80", "*:80", "[::1]:",
+		"999.1.1.1:80", "1.2.3:80", "1.2.3.4.5:80",
 	};
 	struct config cfg;
 

@@ -142,6 +142,8 @@ START_TEST(options_should_set_every_key)
 	    "--max-body-bytes=1k", "--memory-limit-mb", "6",
 	    "--max-result-bytes=2k", "--max-json-depth", "7",
 	    "--max-connections=8", "--connection-timeout-s", "9",
+	    "--request-read-timeout-s=14", "--max-connections-per-ip", "15",
+	    "--max-inflight-bytes=1M", "--log-format", "json",
 	    "--auth-token-file=/t", "--metrics-auth", "yes",
 	    "--allow-bytecode=no", "--scripts-dir", "/s", "--max-scripts=10",
 	    "--max-jobs-per-worker", "11", "--cache-entries=12",
@@ -159,6 +161,10 @@ START_TEST(options_should_set_every_key)
 	ck_assert_uint_eq(cfg.max_json_depth, 7);
 	ck_assert_uint_eq(cfg.max_connections, 8);
 	ck_assert_uint_eq(cfg.connection_timeout_s, 9);
+	ck_assert_uint_eq(cfg.request_read_timeout_s, 14);
+	ck_assert_uint_eq(cfg.max_connections_per_ip, 15);
+	ck_assert_uint_eq(cfg.max_inflight_bytes, 1024 * 1024);
+	ck_assert_int_eq(cfg.log_format, CONFIG_LOG_JSON);
 	ck_assert_str_eq(cfg.auth_token_file, "/t");
 	ck_assert_int_eq(cfg.metrics_auth, 1);
 	ck_assert_int_eq(cfg.bytecode, CONFIG_BYTECODE_OFF);
@@ -411,12 +417,12 @@ START_TEST(the_shipped_config_should_show_every_key_in_table_order)
 	size_t help_count = keys_from_help(from_help, 64);
 	size_t file_count = keys_from_shipped_file(from_file, 64);
 
-	ck_assert_uint_eq(help_count, 27);
+	ck_assert_uint_eq(help_count, 31);
 	ck_assert_uint_eq(file_count, help_count);
 	for (size_t i = 0; i < help_count; i++)
 		ck_assert_str_eq(from_file[i], from_help[i]);
 	ck_assert_str_eq(from_help[0], "listen");
-	ck_assert_str_eq(from_help[26], "http_threads");
+	ck_assert_str_eq(from_help[30], "http_threads");
 }
 END_TEST
 

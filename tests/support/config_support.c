@@ -86,6 +86,9 @@ config_support_assert_same_config(const struct config *a,
 	ck_assert_uint_eq(a->max_json_depth, b->max_json_depth);
 	ck_assert_uint_eq(a->max_connections, b->max_connections);
 	ck_assert_uint_eq(a->connection_timeout_s, b->connection_timeout_s);
+	ck_assert_uint_eq(a->request_read_timeout_s, b->request_read_timeout_s);
+	ck_assert_uint_eq(a->max_connections_per_ip, b->max_connections_per_ip);
+	ck_assert_uint_eq(a->max_inflight_bytes, b->max_inflight_bytes);
 	assert_same_string(a->auth_token_file, b->auth_token_file);
 	ck_assert_int_eq(a->metrics_auth, b->metrics_auth);
 	ck_assert_int_eq(a->bytecode, b->bytecode);
@@ -95,6 +98,7 @@ config_support_assert_same_config(const struct config *a,
 	ck_assert_uint_eq(a->max_jobs_per_worker, b->max_jobs_per_worker);
 	ck_assert_uint_eq(a->cache_entries, b->cache_entries);
 	assert_same_string(a->log_level, b->log_level);
+	ck_assert_int_eq(a->log_format, b->log_format);
 	ck_assert_int_eq(a->access_log, b->access_log);
 	assert_same_string(a->worker_path, b->worker_path);
 	assert_same_string(a->worker_user, b->worker_user);

@@ -1,0 +1,78 @@
+/*
+ * http_log.c - the front end's log lines: one access-log line per request,
+ * and libmicrohttpd's own messages.  The path comes from the client,
+ * decoded: log.c escapes control bytes, backslashes and invalid UTF-8 in
+ * every message, and this file re-encodes the space and '%' so that a path
+ * is always one field of the line.  Never logs a header or a body.
+ */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/frame.h"
+#include "common/log.h"
+#include "http/http_internal.h"
+
+#define MHD_WARN_INTERVAL_NS	(10 * 1000000000LL)
+
+static const char *
+method_name(int bit)
+{
+	switch (bit) {
+	case ROUTE_GET: return "GET";
+	case ROUTE_HEAD: return "HEAD";
+	case ROUTE_POST: return "POST";
+	case ROUTE_PUT: return "PUT";
+	case ROUTE_DELETE: return "DELETE";
+	}
+	return "OTHER";
+}
+
+/* path with ' ' and '%' as %20 and %25 (out has room for 3 x path). */
+static void
+path_field(char *out, size_t cap, const char *path)
+{
+	size_t n = 0;
+	for (const char *p = path; *p && n + 4 <= cap; p++) {
+		if (*p == ' ' || *p == '%') {
+			snprintf(out + n, cap - n, "%%%02X", (unsigned char)*p);
+			n += 3;
+		} else {
+			out[n++] = *p;
+		}
+	}
+	out[n] = '\0';
+}
+
+void
+http_log_access(const struct request *r, int status, double seconds, int aborted)
+{
+	char path[3 * sizeof(r->path) + 1];
+	path_field(path, sizeof(path), r->path);
+	log_info("%s %s %d %.3f ms worker=%d in=%zu out=%zu%s", method_name(r->method), path,
+	    status, seconds * 1e3, r->worker_pid, r->in_bytes, r->resp_len,
+	    aborted ? " (aborted)" : "");
+}
+
+void
+http_log_mhd(void *cls, const char *fmt, va_list ap)
+{
+	static atomic_llong warned_ns;
+	(void)cls;
+	char line[512];
+	vsnprintf(line, sizeof(line), fmt, ap);
+	size_t n = strlen(line);
+	while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		line[--n] = '\0';
+	/* At max_connections MHD stops accepting, so this is mostly the
+	 * per-address limit refusing a connection. */
+	if (strstr(line, "connection limit") == NULL) {
+		log_debug("libmicrohttpd: %s", line);
+		return;
+	}
+	int64_t now = frame_now_ns(), last = atomic_load(&warned_ns);
+	if ((last == 0 || now - last >= MHD_WARN_INTERVAL_NS) &&
+	    atomic_compare_exchange_strong(&warned_ns, &last, now))
+		log_warn("libmicrohttpd: %s (max_connections_per_ip or max_connections); "
+		    "such refusals are logged once every 10 s", line);
+}

@@ -1,0 +1,153 @@
+/*
+ * http_route.c - what a request is, from its request line and headers
+ * alone: its route and the methods that route allows, whether it is
+ * authorized, and every answer that can be given before its body is read
+ * (404, 405, 401, 503 while draining, 400 for ambiguous framing, 413 from
+ * Content-Length, 503 past the request byte budget).  It never reads a
+ * body, submits a job or queues a response (http.c does).
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <microhttpd.h>
+
+#include "http/http_internal.h"
+
+/* Routing ---------------------------------------------------------------- */
+
+int
+http_route_method(const char *method)
+{
+	if (strcmp(method, "GET") == 0) return ROUTE_GET;
+	if (strcmp(method, "HEAD") == 0) return ROUTE_HEAD;
+	if (strcmp(method, "POST") == 0) return ROUTE_POST;
+	if (strcmp(method, "PUT") == 0) return ROUTE_PUT;
+	if (strcmp(method, "DELETE") == 0) return ROUTE_DELETE;
+	return 0;
+}
+
+void
+http_route_request(struct request *r, const char *url)
+{
+	static const struct {
+		const char *path;
+		enum metrics_route route;
+		int allowed;
+	} fixed[] = {
+		{ "/v1/exec", METRICS_ROUTE_EXEC, ROUTE_POST },
+		{ "/v1/compile", METRICS_ROUTE_COMPILE, ROUTE_POST },
+		{ "/healthz", METRICS_ROUTE_HEALTHZ, ROUTE_GET | ROUTE_HEAD },
+		{ "/v1/info", METRICS_ROUTE_INFO, ROUTE_GET | ROUTE_HEAD },
+		{ "/metrics", METRICS_ROUTE_METRICS, ROUTE_GET | ROUTE_HEAD },
+		{ "/v1/scripts", METRICS_ROUTE_SCRIPTS, ROUTE_GET | ROUTE_HEAD },
+	};
+	r->route = METRICS_ROUTE_OTHER;
+	r->allowed = 0;
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+		if (strcmp(url, fixed[i].path) == 0) {
+			r->route = fixed[i].route;
+			r->allowed = fixed[i].allowed;
+			return;
+		}
+	}
+	const char *prefix = "/v1/scripts/";
+	if (strncmp(url, prefix, strlen(prefix)) == 0) {
+		const char *name = url + strlen(prefix);
+		if (strlen(name) > SCRIPTS_NAME_MAX)
+			return;
+		strcpy(r->name, name);
+		r->script_item = 1;
+		r->allowed = ROUTE_GET | ROUTE_HEAD | ROUTE_PUT | ROUTE_POST | ROUTE_DELETE;
+		r->route = r->method == ROUTE_POST ? METRICS_ROUTE_SCRIPT_RUN : METRICS_ROUTE_SCRIPTS;
+	}
+}
+
+static void
+prepare_not_allowed(struct request *r)
+{
+	const char *allow;
+	switch (r->allowed) {
+	case ROUTE_POST: allow = "POST"; break;
+	case ROUTE_GET | ROUTE_HEAD: allow = "GET, HEAD"; break;
+	default: allow = "GET, HEAD, PUT, POST, DELETE"; break;
+	}
+	http_request_prepare_problemf(r, "method_not_allowed", "%s does not take this method",
+	    r->path);
+	r->extra_header = MHD_HTTP_HEADER_ALLOW;
+	r->extra_value = allow;
+}
+
+/* Auth ------------------------------------------------------------------- */
+
+static int
+tokens_equal(const char *given, const char *expected)
+{
+	size_t a = strlen(given), b = strlen(expected);
+	unsigned char diff = a != b;
+	for (size_t i = 0; i < b; i++)
+		diff |= (unsigned char)(given[i < a ? i : 0] ^ expected[i]);
+	return diff == 0;
+}
+
+static int
+needs_auth(struct http *http, const struct request *r)
+{
+	if (r->route == METRICS_ROUTE_HEALTHZ)
+		return 0;
+	if (r->route == METRICS_ROUTE_METRICS)
+		return atomic_load(&http->metrics_auth);
+	return 1;
+}
+
+static int
+authorized(struct http *http, struct request *r)
+{
+	pthread_mutex_lock(&http->config_lock);
+	int ok = 1;
+	if (http->auth_token && needs_auth(http, r)) {
+		const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+		    MHD_HTTP_HEADER_AUTHORIZATION);
+		ok = h && strncasecmp(h, "Bearer ", 7) == 0 && tokens_equal(h + 7, http->auth_token);
+	}
+	pthread_mutex_unlock(&http->config_lock);
+	return ok;
+}
+
+/* Decisions made from the headers alone, before any body is read. */
+void
+http_route_check_headers(struct http *http, struct request *r)
+{
+	if (http_limits_check_framing(r) == -1)
+		return;
+	if (r->route == METRICS_ROUTE_OTHER) {
+		http_request_prepare_problemf(r, "not_found", "no resource at %s", r->path);
+		return;
+	}
+	if (!(r->allowed & r->method)) {
+		prepare_not_allowed(r);
+		return;
+	}
+	if (!authorized(http, r)) {
+		http_request_prepare_problem(r, "unauthorized",
+		    "send Authorization: Bearer <token>", NULL);
+		return;
+	}
+	if (atomic_load(&http->draining) && r->route != METRICS_ROUTE_HEALTHZ &&
+	    r->route != METRICS_ROUTE_METRICS) {
+		http_request_prepare_problem(r, "shutting_down", "the server is draining", NULL);
+		r->close_connection = 1;
+		return;
+	}
+	const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_CONTENT_LENGTH);
+	unsigned long long length = cl ? strtoull(cl, NULL, 10) : 0;
+	if (length > r->body.limit)
+		http_request_prepare_problemf(r, "payload_too_large",
+		    "the body is larger than %zu bytes", r->body.limit);
+	else if (length > 0)
+		http_limits_reserve_body(r, (size_t)length);	/* 503 past the budget */
+}
