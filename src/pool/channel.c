@@ -135,10 +135,14 @@ handle_frame(struct luapool *pool, struct worker *w, const struct frame_header *
 			log_debug("worker %d ready in %.2f ms", (int)w->pid,
 			    (double)(frame_now_ns() - w->spawned_ns) / 1e6);
 		w->died_ns = 0;
-	} else if (h->type == FRAME_REPLY && w->state == WORKER_BUSY) {
+	} else if (h->type == FRAME_REPLY && w->state == WORKER_BUSY && !channel_sending(w)) {
 		handle_reply(pool, w, h, payload);
 	} else {
-		log_error("worker %d sent frame type %u in state %d", (int)w->pid, h->type, w->state);
+		if (h->type == FRAME_REPLY && channel_sending(w))
+			log_error("worker %d replied before its job was written to it", (int)w->pid);
+		else
+			log_error("worker %d sent frame type %u in state %d", (int)w->pid, h->type,
+			    w->state);
 		kill(w->pid, SIGKILL);
 		supervise_stop(pool, w);
 	}
@@ -229,16 +233,32 @@ channel_continue_send(struct luapool *pool, struct worker *w)
 		if (k == -1 && errno == EINTR)
 			continue;
 		if (k == -1 && errno == EAGAIN) {
-			poller_watch(pool, w->fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP,
-			    poller_key(EVENT_SOCKET, w->index), EPOLL_CTL_MOD);
+			if (!w->watching_writes)
+				poller_watch(pool, w->fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP,
+				    poller_key(EVENT_SOCKET, w->index), EPOLL_CTL_MOD);
+			w->watching_writes = 1;
 			return;
 		}
 		/* The worker is gone; its pidfd will answer the job. */
 		return;
 	}
-	if (total > 65536)	/* only large jobs can have needed EPOLLOUT */
-		poller_watch(pool, w->fd, EPOLLIN | EPOLLRDHUP, poller_key(EVENT_SOCKET, w->index),
-		    EPOLL_CTL_MOD);
+	channel_stop_watching_writes(pool, w);
+}
+
+int
+channel_sending(const struct worker *w)
+{
+	return w->job != NULL && w->sent < sizeof(w->out) + w->job->payload_len;
+}
+
+void
+channel_stop_watching_writes(struct luapool *pool, struct worker *w)
+{
+	if (!w->watching_writes || w->fd == -1)
+		return;
+	w->watching_writes = 0;
+	poller_watch(pool, w->fd, EPOLLIN | EPOLLRDHUP, poller_key(EVENT_SOCKET, w->index),
+	    EPOLL_CTL_MOD);
 }
 
 /* The largest reply frame the worker may send for this job: a result,

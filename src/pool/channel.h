@@ -10,6 +10,11 @@
 void channel_send_job(struct luapool *pool, struct worker *w, struct job *job);
 /* Writes more of the job being sent (its socket became writable). */
 void channel_continue_send(struct luapool *pool, struct worker *w);
+/* Whether the job the worker holds is not yet completely written to it:
+ * a reply before that is out of protocol order. */
+int channel_sending(const struct worker *w);
+/* Disarms EPOLLOUT (armed only while a large job is being written). */
+void channel_stop_watching_writes(struct luapool *pool, struct worker *w);
 /* Reads and handles what the worker sent. */
 void channel_read(struct luapool *pool, struct worker *w);
 

@@ -123,8 +123,10 @@ handle_event(struct luapool *pool, const struct epoll_event *ev)
 	}
 	if (w->fd == -1)
 		return;
-	if ((ev->events & EPOLLOUT) && w->job && w->sent < sizeof(w->out) + w->job->payload_len)
+	if ((ev->events & EPOLLOUT) && channel_sending(w))
 		channel_continue_send(pool, w);
+	else if (ev->events & EPOLLOUT)
+		channel_stop_watching_writes(pool, w);	/* nothing to send: never spin */
 	if (ev->events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))
 		channel_read(pool, w);
 }

@@ -51,6 +51,7 @@ struct worker {
 	struct job *job;
 	struct frame_header out;	/* header of the job being sent */
 	size_t sent;			/* bytes of header+payload written */
+	int watching_writes;		/* EPOLLOUT armed: only while a job is being sent */
 	struct buffer in;
 	int64_t backstop_ns;		/* kill if still running then; 0: none */
 	int killed_for_deadline;

@@ -72,6 +72,7 @@ supervise_spawn(struct luapool *pool, struct worker *w)
 	}
 	w->pid = pid;
 	w->fd = fd;
+	w->watching_writes = 0;
 	w->pidfd = pidfd;
 	w->log_fd = log_fd;
 	worker_log_reset(&w->log);

@@ -1,0 +1,118 @@
+/*
+ * test_hostile.c - the supervisor facing a compromised worker.  This test
+ * binary is its own hostile worker: started by the pool with
+ * LUAPOOL_TEST_HOSTILE in its environment, main() speaks the frame
+ * protocol on fd 3 the way native code in a worker could, instead of
+ * running tests.  The pool must kill such a worker, answer the job it
+ * held with worker_crashed (never with the forged answer), and not spin.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/frame.h"
+#include "luapool.h"
+#include "support/support.h"
+
+#define HOSTILE_ENV "LUAPOOL_TEST_HOSTILE"
+
+static int
+read_exactly(int fd, void *buf, size_t len)
+{
+	size_t got = 0;
+	while (got < len) {
+		ssize_t n = read(fd, (char *)buf + got, len - got);
+		if (n <= 0)
+			return -1;
+		got += (size_t)n;
+	}
+	return 0;
+}
+
+/* Replies to each job as soon as its header arrives, before the supervisor
+ * has written the rest of it, then reads nothing more. */
+static int
+be_early_replier(void)
+{
+	struct frame_header h = { .type = FRAME_READY };
+	static const char version[] = "hostile";
+	if (frame_send(FRAME_WORKER_FD, &h, version, sizeof(version) - 1) == -1)
+		return 1;
+	if (read_exactly(FRAME_WORKER_FD, &h, sizeof(h)) == -1)
+		return 0;
+	static const char forged[] = "{\"result\":\"forged\"}";
+	struct frame_header reply = { .type = FRAME_REPLY, .job_id = h.job_id, .length = 0 };
+	if (frame_send(FRAME_WORKER_FD, &reply, forged, sizeof(forged) - 1) == -1)
+		return 1;
+	for (int i = 0; i < 100; i++)	/* up to 10 s, unless killed first */
+		usleep(100000);
+	return 0;
+}
+
+static double
+cpu_seconds(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+	    (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+START_TEST(a_reply_before_the_job_was_written_should_kill_the_worker_without_spinning)
+{
+	char self[4096];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	ck_assert_int_gt(n, 0);
+	self[n] = '\0';
+	setenv(HOSTILE_ENV, "early-reply", 1);
+	struct luapool_options opts;
+	struct luapool_error err;
+	luapool_options_init(&opts);
+	opts.workers = 1;
+	opts.worker_path = self;
+	struct luapool *pool = luapool_new_with(&opts, &err);
+	ck_assert_msg(pool != NULL, "%s", err.message);
+
+	/* Far larger than a socket buffer: the write has to wait for EPOLLOUT. */
+	size_t len = 8u << 20;
+	char *request = malloc(len);
+	memset(request, ' ', len);
+	memcpy(request, "return 1", 8);
+	cJSON *r = luapool_submit_source(pool, request, len, NULL, 5000, &err);
+	ck_assert_msg(r == NULL, "the forged answer was accepted");
+	ck_assert_msg(err.status == LUAPOOL_E_CRASHED, "status %s: %s",
+	    luapool_status_code(err.status), err.message);
+	free(request);
+
+	/* The dispatcher thread lives in this process: it must be idle now. */
+	double before = cpu_seconds();
+	usleep(500000);
+	double used = cpu_seconds() - before;
+	ck_assert_msg(used < 0.2, "the pool used %.0f ms of CPU in 500 ms idle", used * 1000);
+	ck_assert_int_eq(luapool_shutdown(pool), 0);
+	luapool_free(pool);
+	unsetenv(HOSTILE_ENV);
+}
+END_TEST
+
+int
+main(void)
+{
+	const char *role = getenv(HOSTILE_ENV);
+	if (role && strcmp(role, "early-reply") == 0)
+		return be_early_replier();
+	Suite *s = suite_create("hostile worker");
+	TCase *tc = tcase_create("frames");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, a_reply_before_the_job_was_written_should_kill_the_worker_without_spinning);
+	suite_add_tcase(s, tc);
+	SRunner *runner = srunner_create(s);
+	srunner_run_all(runner, CK_NORMAL);
+	int failed = srunner_ntests_failed(runner);
+	srunner_free(runner);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
