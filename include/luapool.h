@@ -64,6 +64,8 @@ struct luapool_error {
 #define LUAPOOL_DEFAULT_CACHE_ENTRIES	256u
 #define LUAPOOL_DEFAULT_GRACE_MS	3u
 #define LUAPOOL_DEFAULT_MAX_DEPTH	256u
+#define LUAPOOL_DEFAULT_MAX_LOG		(64u * 1024u)
+#define LUAPOOL_MAX_LOG_LIMIT		(16u * 1024u * 1024u)
 #define LUAPOOL_DEFAULT_WORKER_USER	"nobody"
 
 struct luapool_options {
@@ -77,6 +79,8 @@ struct luapool_options {
 	unsigned cache_entries;		/* bytecode cache per worker */
 	unsigned grace_ms;		/* soft stop to hard stop */
 	unsigned max_json_depth;	/* nesting of contexts and results */
+	size_t max_log_bytes;		/* what a job's print and log.* may capture (JSON
+					 * text), at most LUAPOOL_MAX_LOG_LIMIT; 0: nothing */
 	int allow_bytecode;		/* LUAPOOL_BYTECODE_*; 0: only source is accepted */
 	const char *worker_path;	/* NULL: $LUAPOOL_WORKER, install path, next to the executable */
 	const char *worker_user;	/* a pool started as root runs its workers as this
@@ -105,6 +109,8 @@ struct luapool *luapool_new_with(const struct luapool_options *opts, struct luap
  * Runs LuaJIT bytecode (as `luajit -b` writes it) with `ctx` (may be NULL)
  * and waits.  Returns the first return value (JSON null when there is none);
  * the caller frees it with cJSON_Delete.  NULL on error, with err filled.
+ * What the job printed or logged is dropped (luapool_submit_async's reply
+ * has it).
  */
 cJSON *luapool_submit(struct luapool *pool, const void *bytecode, size_t len,
     const struct luapool_context *ctx, struct luapool_error *err);
@@ -163,6 +169,9 @@ struct luapool_job {
 	const void *chunk;		/* optional: bytecode or source that the request omits */
 	size_t chunk_len;
 	int chunk_is_source;
+	const char *chunk_name;		/* optional, with chunk: its name in errors (its first
+					 * 64 bytes; a stored script's name); the request's
+					 * "name" overrides it; NULL: "job" */
 	unsigned timeout_ms;		/* 0: the request's own, else the default */
 };
 
@@ -173,9 +182,25 @@ struct luapool_reply {
 	size_t body_len;
 	const char *message;		/* errors: what happened */
 	const char *traceback;		/* script errors: may be NULL */
+	/* Errors of a run, as the worker sent them (untrusted: check before
+	 * use), NULL when none: the job's captured logs, a JSON array of
+	 * {"level","text"}; script errors raised with a table: that table as
+	 * JSON.  On success the logs are in the body instead, and
+	 * body_has_logs says so. */
+	const char *logs;
+	const char *error_value;
+	int body_has_logs;
 	int worker_pid;			/* 0 when no worker took the job */
 	double queued_ms, run_ms;
 	int chunk_is_source;		/* LUAPOOL_JOB_CHECK_SCRIPT: body is source */
+	/* Per-job usage, measured by the worker and bounded by the pool (run
+	 * time within the job's life, CPU within run time, heap within the
+	 * limit).  usage_requested: the request had "usage": true, and
+	 * cpu_ms was measured. */
+	int usage_requested;
+	double cpu_ms;
+	size_t heap_peak_bytes;		/* the Lua heap's peak during the job; 0: no worker ran it */
+	const char *cache;		/* "hit", "miss", or NULL (no chunk was loaded) */
 };
 
 /* Runs on the dispatcher thread once per accepted job, including jobs

@@ -2,8 +2,13 @@
 # Installs the Debian 12 packages luapoold needs to build, test and
 # benchmark, only those that are missing.  Uses sudo when not root.
 set -eu
+# python3-jsonschema, python3-yaml: tests/http/openapi_check.py validates
+# docs/openapi.yaml and the daemon's answers; groff-base renders the man
+# pages in tests/install.sh; npm (with node) fetches the OpenAPI validator
+# and schema for make check-openapi.
 packages="build-essential pkg-config libluajit2-5.1-dev luajit2 libmicrohttpd-dev
-libcjson-dev check curl jq openssl"
+libcjson-dev check curl jq openssl python3-jsonschema python3-yaml groff-base"
+command -v npm >/dev/null 2>&1 || packages="$packages npm"
 missing=""
 for p in $packages; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

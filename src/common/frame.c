@@ -61,13 +61,19 @@ frame_send(int fd, struct frame_header *h, const void *payload, size_t len)
 }
 
 void
-frame_split_error(const char *payload, size_t len, const char **code,
-    const char **message, const char **traceback)
+frame_split_error(const char *payload, size_t len, struct frame_error *out)
 {
 	const char *end = payload + len;
-	*code = payload;
-	const char *p = memchr(payload, '\0', len);
-	*message = p && p + 1 <= end ? p + 1 : end;
-	p = *message < end ? memchr(*message, '\0', (size_t)(end - *message)) : NULL;
-	*traceback = p && p + 1 < end ? p + 1 : NULL;
+	const char *parts[5] = { NULL };
+	const char *p = payload;
+	for (int i = 0; i < 5 && p < end; i++) {
+		parts[i] = p;
+		const char *nul = memchr(p, '\0', (size_t)(end - p));
+		p = nul ? nul + 1 : end;
+	}
+	out->code = parts[0] ? parts[0] : end;
+	out->message = parts[1] ? parts[1] : end;
+	out->traceback = parts[2] && *parts[2] ? parts[2] : NULL;
+	out->logs = parts[3] && *parts[3] ? parts[3] : NULL;
+	out->error_value = parts[4] && *parts[4] ? parts[4] : NULL;
 }

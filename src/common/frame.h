@@ -9,7 +9,9 @@
  *   worker -> pool  FRAME_READY once after start-up (payload: the engine's
  *                   version, e.g. "LuaJIT 2.1.0-beta3");
  *                   FRAME_REPLY per job: status != 0 carries
- *                   "code\0message\0traceback", status 0 the response body.
+ *                   "code\0message\0traceback\0logs\0error_value" (the
+ *                   last parts may be missing or empty), status 0 the
+ *                   response body.
  */
 #ifndef FRAME_H
 #define FRAME_H
@@ -23,6 +25,8 @@ enum frame_type { FRAME_READY = 1, FRAME_EXEC, FRAME_COMPILE, FRAME_REPLY };
 #define FRAME_CHUNK_IS_SOURCE	0x1u
 #define FRAME_CHECK_SCRIPT	0x2u	/* FRAME_COMPILE of a script to store: the
 					 * reply is the chunk itself */
+#define FRAME_CHUNK_NAMED	0x4u	/* the chunk starts with its name (at most
+					 * FRAME_CHUNK_NAME_MAX bytes) and a NUL */
 /* Reply flags */
 #define FRAME_SOFT_STOP		0x1u	/* the deadline hook stopped the job */
 #define FRAME_CACHE_HIT		0x2u
@@ -33,6 +37,12 @@ enum frame_type { FRAME_READY = 1, FRAME_EXEC, FRAME_COMPILE, FRAME_REPLY };
 #define FRAME_REPLACE_DAMAGED	0x40u	/* my state no longer looks sound: replace me */
 #define FRAME_REPLACE_MEMORY	0x80u	/* a request hit the heap limit while loading */
 #define FRAME_REPLY_SOURCE	0x100u	/* FRAME_CHECK_SCRIPT: the chunk is source */
+#define FRAME_USAGE		0x200u	/* the request asked for "usage": cpu_ns is
+					 * measured (heap_peak_bytes always is) */
+#define FRAME_REPLY_LOGS	0x400u	/* status 0: the body has a "logs" array */
+
+/* Longest chunk name that travels beside a chunk (FRAME_CHUNK_NAMED). */
+#define FRAME_CHUNK_NAME_MAX 64
 
 /* The fd a worker finds its socket on. */
 #define FRAME_WORKER_FD 3
@@ -49,7 +59,12 @@ struct frame_header {
 	uint32_t status;	/* reply: enum luapool_status */
 	uint32_t flags;
 	uint64_t run_ns;	/* reply: time spent running */
+	uint64_t cpu_ns;	/* reply with FRAME_USAGE: the job's CPU time */
+	uint64_t heap_peak_bytes;	/* reply: the Lua heap's peak during the job */
 };
+/* 64 bytes, no padding: both ends are built from this header, but a size
+ * that changes by accident would still show here first. */
+_Static_assert(sizeof(struct frame_header) == 64, "frame header layout");
 
 /* CLOCK_MONOTONIC in nanoseconds. */
 int64_t frame_now_ns(void);
@@ -59,9 +74,17 @@ int frame_write_all(int fd, const void *buf, size_t len);
 /* Writes header + payload with one writev when it fits the socket. */
 int frame_send(int fd, struct frame_header *h, const void *payload, size_t len);
 
-/* Splits an error payload into its three NUL-separated parts (pointers into
- * `payload`, which must be NUL-terminated after `len`). */
-void frame_split_error(const char *payload, size_t len, const char **code,
-    const char **message, const char **traceback);
+/* The parts of an error payload, pointers into it; NULL when a part is
+ * missing or empty (code and message: "" instead). */
+struct frame_error {
+	const char *code, *message;
+	const char *traceback;		/* the Lua traceback */
+	const char *logs;		/* the job's logs: a JSON array, unchecked */
+	const char *error_value;	/* a table error value as JSON, unchecked */
+};
+
+/* Splits an error payload into its NUL-separated parts (`payload` must be
+ * NUL-terminated after `len`). */
+void frame_split_error(const char *payload, size_t len, struct frame_error *out);
 
 #endif

@@ -28,6 +28,7 @@
 #define DEFAULT_INFLIGHT	((size_t)256 * 1024 * 1024)
 #define DEFAULT_MAX_SCRIPTS	1024u
 #define DEFAULT_LOG_LEVEL	"info"
+#define DEFAULT_SLOW_JOB_MS	1000u
 
 /* Lower bounds enforced by config_validate. */
 #define MIN_MAX_BODY		64u
@@ -61,6 +62,7 @@ config_init(struct config *cfg)
 		.memory_limit_mb = LUAPOOL_DEFAULT_MEMORY_MB,
 		.max_result_bytes = LUAPOOL_DEFAULT_MAX_RESULT,
 		.max_json_depth = LUAPOOL_DEFAULT_MAX_DEPTH,
+		.max_log_bytes = LUAPOOL_DEFAULT_MAX_LOG,
 		.max_connections = DEFAULT_MAX_CONNECTIONS,
 		.connection_timeout_s = DEFAULT_CONN_TIMEOUT_S,
 		.request_read_timeout_s = DEFAULT_READ_TIMEOUT_S,
@@ -72,6 +74,7 @@ config_init(struct config *cfg)
 		.max_jobs_per_worker = LUAPOOL_DEFAULT_MAX_JOBS,
 		.cache_entries = LUAPOOL_DEFAULT_CACHE_ENTRIES,
 		.access_log = 1,
+		.slow_job_ms = DEFAULT_SLOW_JOB_MS,
 		.http_threads = 0,
 	};
 	cfg->listen = copy_or_die(DEFAULT_LISTEN);
@@ -164,6 +167,9 @@ check_limits(const struct config *cfg, char *err, size_t errlen)
 		return config_keys_fail(err, errlen,
 		    "max_json_depth must be between 1 and %u",
 		    MAX_JSON_DEPTH);
+	if (cfg->max_log_bytes > LUAPOOL_MAX_LOG_LIMIT)
+		return config_keys_fail(err, errlen,
+		    "max_log_bytes must be at most %u", LUAPOOL_MAX_LOG_LIMIT);
 	return 0;
 }
 

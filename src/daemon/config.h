@@ -37,6 +37,7 @@ struct config {
 	unsigned memory_limit_mb;
 	size_t max_result_bytes;
 	unsigned max_json_depth;
+	size_t max_log_bytes;		/* a job's print and log.* capture; 0: none */
 	unsigned max_connections;
 	unsigned connection_timeout_s;	/* idle or slow client */
 	unsigned request_read_timeout_s;	/* a whole request: headers and body */
@@ -53,6 +54,7 @@ struct config {
 	char *log_level;		/* error warn info debug */
 	int log_format;			/* enum config_log_format */
 	int access_log;
+	unsigned slow_job_ms;		/* jobs longer than this are logged at warn; 0: off */
 	char *worker_path;		/* NULL: the pool's search order */
 	char *worker_user;		/* workers run as this user when luapoold is root */
 	char *tls_cert_file, *tls_key_file;
@@ -95,6 +97,11 @@ int config_validate(const struct config *cfg, char *err, size_t errlen);
 /* Prints --help to stdout: the built-in options, then every key as an
  * option with its default (from config_init) and a one-line description. */
 void config_print_usage(const char *program);
+
+/* Prints the man page of section "8" (luapoold) or "5" (luapoold.conf) as
+ * roff to stdout, keys and defaults from the same table as --help.  -1
+ * (and a message on stderr) for another section. */
+int config_print_man(const char *section);
 
 /* Writes every key with its current value to `out`, in file format (unset
  * keys as "# key ="); reading it back gives the same configuration. */

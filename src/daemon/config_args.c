@@ -1,8 +1,8 @@
 /*
  * config_args.c - the command line: -c/--config, --check-config, --help,
  * --version and one long option per key (--key-with-dashes VALUE or
- * --key-with-dashes=VALUE), applied over the file whatever their order;
- * and the --help text, whose defaults are read from config_init itself.
+ * --key-with-dashes=VALUE), applied over the file whatever their order,
+ * and the hidden --help-man SECTION; config_usage.c prints the texts.
  * The options are generated from config_keys.c's table, so this file must
  * never list a key by hand; nothing in the other config files calls it.
  */
@@ -14,38 +14,17 @@
 #include "daemon/config.h"
 #include "daemon/config_internal.h"
 
-static const char *const metavars[] = {
-	[TYPE_UNSIGNED] = "N",
-	[TYPE_SIZE] = "SIZE",
-	[TYPE_BOOL] = "BOOL",
-	[TYPE_PATH] = "PATH",
-	[TYPE_LISTEN] = "ADDRESS",
-	[TYPE_LOG_LEVEL] = "LEVEL",
-	[TYPE_BYTECODE] = "MODE",
-	[TYPE_NAME] = "NAME",
-	[TYPE_LOG_FORMAT] = "FORMAT"
-};
-
-static void
-option_name(const struct config_key *key, char *buf, size_t len)
-{
-	size_t i = 0;
-
-	for (; key->name[i] != '\0' && i + 1 < len; i++)
-		buf[i] = key->name[i] == '_' ? '-' : key->name[i];
-	buf[i] = '\0';
-}
-
 /* The command line ------------------------------------------------------- */
 
 enum option_kind {
-	OPTION_KEY, OPTION_CONFIG, OPTION_CHECK, OPTION_HELP, OPTION_VERSION
+	OPTION_KEY, OPTION_CONFIG, OPTION_CHECK, OPTION_HELP, OPTION_VERSION,
+	OPTION_MAN
 };
 
 struct option_seen {
 	enum option_kind kind;
 	const struct config_key *key;		/* OPTION_KEY */
-	const char *value;		/* OPTION_KEY, OPTION_CONFIG */
+	const char *value;		/* OPTION_KEY, OPTION_CONFIG, OPTION_MAN */
 };
 
 static int
@@ -65,7 +44,7 @@ unknown_option(const char *name, size_t len)
 		    name);
 	} else if (key != NULL) {
 		char dashed[64];
-		option_name(key, dashed, sizeof(dashed));
+		config_option_name(key, dashed, sizeof(dashed));
 		fprintf(stderr, PROGRAM ": unknown option --%.*s (did you mean "
 		    "--%s?)\n", (int)len, name, dashed);
 	} else {
@@ -137,6 +116,8 @@ read_option(int argc, char **argv, int *i, struct option_seen *out)
 		len = equals ? (size_t)(equals - name) : strlen(name);
 		if (name_is(name, len, "config"))
 			out->kind = OPTION_CONFIG;
+		else if (name_is(name, len, "help-man"))
+			out->kind = OPTION_MAN;	/* for the Makefile */
 		else if ((out->key = config_keys_find(name, len, '-')) == NULL)
 			return unknown_option(name, len);
 	}
@@ -177,6 +158,8 @@ scan_options(int argc, char **argv, const char **file, int *check_only)
 		case OPTION_VERSION:
 			printf(PROGRAM " %s\n", LUAPOOL_VERSION);
 			return 1;
+		case OPTION_MAN:
+			return config_print_man(option.value) == 0 ? 1 : -1;
 		case OPTION_CONFIG:
 			*file = option.value;
 			break;
@@ -204,7 +187,7 @@ apply_options(struct config *cfg, int argc, char **argv)
 			continue;
 		if (config_keys_set(cfg, option.key, option.value, why,
 		    sizeof(why)) == -1) {
-			option_name(option.key, dashed, sizeof(dashed));
+			config_option_name(option.key, dashed, sizeof(dashed));
 			fprintf(stderr, PROGRAM ": --%s: %s\n", dashed, why);
 			return -1;
 		}
@@ -235,61 +218,4 @@ config_from_args(struct config *cfg, int argc, char **argv)
 	if (check_only)
 		cfg->check_only = 1;
 	return 0;
-}
-
-/* --help ----------------------------------------------------------------- */
-
-/* Prints text indented, broken at spaces so lines stay within width. */
-static void
-print_wrapped(const char *text, int indent, int width)
-{
-	while (*text != '\0') {
-		int room = width - indent, len = (int)strlen(text), cut = len;
-
-		if (len > room) {
-			for (cut = room; cut > 0 && text[cut] != ' '; cut--)
-				;
-			if (cut == 0)
-				cut = len;
-		}
-		printf("%*s%.*s\n", indent, "", cut, text);
-		text += cut;
-		while (*text == ' ')
-			text++;
-	}
-}
-
-void
-config_print_usage(const char *program)
-{
-	struct config defaults;
-	char option[64], buf[64];
-
-	config_init(&defaults);
-	printf("usage: %s [-c FILE] [--check-config] [--KEY VALUE]...\n\n",
-	    program ? program : PROGRAM);
-	fputs("Runs LuaJIT scripts sent over HTTP in a pool of sandboxed "
-	    "worker processes.\n\n"
-	    "  -c, --config FILE   read FILE (key = value lines) first; "
-	    "without it no file\n"
-	    "                      is read (the usual one is "
-	    CONFIG_DEFAULT_FILE ")\n"
-	    "  --check-config      check the configuration and exit\n"
-	    "  -h, --help          print this help and exit\n"
-	    "  -V, --version       print the version and exit\n\n"
-	    "Every key of the file is also an option, --key-with-dashes VALUE "
-	    "or\n--key-with-dashes=VALUE, and the command line wins over the "
-	    "file.  SIZE is\nbytes or a number with k, M or G (KiB, MiB, GiB); "
-	    "BOOL is yes/no, true/false,\non/off or 1/0; an empty PATH unsets "
-	    "it.\n\n", stdout);
-	for (size_t i = 0; i < CONFIG_KEY_COUNT; i++) {
-		const char *value = config_keys_value_text(&defaults,
-		    &config_keys[i], buf, sizeof(buf));
-
-		option_name(&config_keys[i], option, sizeof(option));
-		printf("  --%s %s  (default: %s)\n", option,
-		    metavars[config_keys[i].type], value ? value : "unset");
-		print_wrapped(config_keys[i].help, 6, 79);
-	}
-	config_free(&defaults);
 }

@@ -39,7 +39,7 @@ struct config_key {
 
 /* Entries of config_keys; config_keys.c fails to compile when the table
  * has another length, so a new key updates this count too. */
-#define CONFIG_KEY_COUNT	31
+#define CONFIG_KEY_COUNT	33
 
 /* Every key, in the order of struct config (and of conf/luapoold.conf). */
 extern const struct config_key config_keys[];
@@ -69,6 +69,10 @@ int config_keys_set_string(char **field, const char *value, char *err,
  * field itself, or buf; NULL when the key is unset. */
 const char *config_keys_value_text(const struct config *cfg,
     const struct config_key *key, char *buf, size_t len);
+
+/* The key's option name, --without-the-dashes: '_' becomes '-'
+ * (config_usage.c). */
+void config_option_name(const struct config_key *key, char *buf, size_t len);
 
 /* The key that owns key's field: key itself, or for an alias the key
  * it spells differently. */

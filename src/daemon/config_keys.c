@@ -50,6 +50,8 @@ const struct config_key config_keys[] = {
 	    "largest result as JSON; larger ones get 422 result_too_large"),
 	UNSIGNED_KEY(max_json_depth,
 	    "deepest nesting of a context or a result"),
+	SIZE_KEY(max_log_bytes, "what a job's print and log.* may capture (as the "
+	    "JSON of its \"logs\"), then a truncation marker; 0: nothing"),
 	UNSIGNED_KEY(max_connections, "HTTP connections open at once"),
 	UNSIGNED_KEY(connection_timeout_s,
 	    "seconds an idle or slow client may keep a connection"),
@@ -81,6 +83,8 @@ const struct config_key config_keys[] = {
 	{ "log_format", TYPE_LOG_FORMAT, FIELD(log_format, int),
 	    "text (one line per event) or json (one object per line)" },
 	BOOL_KEY(access_log, "whether every request is logged (at info level)"),
+	UNSIGNED_KEY(slow_job_ms, "a job whose queue and run time together pass "
+	    "this many milliseconds is logged at warn level; 0: never"),
 	PATH_KEY(worker_path, "the luapool-worker executable; unset: "
 	    "$LUAPOOL_WORKER, the install path, then next to luapoold"),
 	NAME_KEY(worker_user, "user the workers run as when luapoold runs as "

@@ -111,6 +111,7 @@ pool_options_from_config(const struct config *cfg, struct luapool_options *o)
 	o->max_jobs_per_worker = cfg->max_jobs_per_worker;
 	o->cache_entries = cfg->cache_entries;
 	o->max_json_depth = cfg->max_json_depth;
+	o->max_log_bytes = cfg->max_log_bytes;
 	o->allow_bytecode = cfg->bytecode == CONFIG_BYTECODE_OFF ? LUAPOOL_BYTECODE_NONE :
 	    cfg->bytecode == CONFIG_BYTECODE_SIGNED ? LUAPOOL_BYTECODE_BESIDE :
 	    LUAPOOL_BYTECODE_ANY;
@@ -177,6 +178,7 @@ http_options_from_config(const struct config *cfg, struct http_options *o)
 	o->request_read_timeout_s = cfg->request_read_timeout_s;
 	o->metrics_auth = cfg->metrics_auth;
 	o->access_log = cfg->access_log;
+	o->slow_job_ms = cfg->slow_job_ms;
 }
 
 static int
@@ -201,6 +203,10 @@ start_http(struct daemon *d, char *err, size_t errlen)
 		.bytecode_key = d->bytecode_key, .bytecode_key_len = d->bytecode_key_len,
 		.tls_cert_pem = d->tls_cert, .tls_key_pem = d->tls_key,
 		.info_json = d->info_json,
+		.memory_limit_mb = d->cfg.memory_limit_mb,
+		.max_result_bytes = d->cfg.max_result_bytes,
+		.max_json_depth = d->cfg.max_json_depth,
+		.max_log_bytes = d->cfg.max_log_bytes,
 	};
 	http_options_from_config(&d->cfg, &o);
 	d->http = http_start(&o, d->pool, d->scripts, err, errlen);
@@ -324,6 +330,7 @@ reload(struct daemon *d, int argc, char **argv)
 	warn_if_changed(strings_differ(o->worker_path, fresh.worker_path), "worker_path");
 	warn_if_changed(strings_differ(o->worker_user, fresh.worker_user), "worker_user");
 	warn_if_changed(o->max_json_depth != fresh.max_json_depth, "max_json_depth");
+	warn_if_changed(o->max_log_bytes != fresh.max_log_bytes, "max_log_bytes");
 	warn_if_changed(o->connection_timeout_s != fresh.connection_timeout_s,
 	    "connection_timeout_s");
 	warn_if_changed(o->max_scripts != fresh.max_scripts, "max_scripts");
@@ -338,10 +345,11 @@ reload(struct daemon *d, int argc, char **argv)
 	d->cfg.max_inflight_bytes = fresh.max_inflight_bytes;
 	d->cfg.request_read_timeout_s = fresh.request_read_timeout_s;
 	d->cfg.access_log = fresh.access_log;
+	d->cfg.slow_job_ms = fresh.slow_job_ms;
 	d->cfg.metrics_auth = fresh.metrics_auth;
 	config_free(&fresh);
 	log_info("reloaded: log level and format, body limits, request read timeout, "
-	    "access log, auth token%s",
+	    "access log, slow_job_ms, auth token%s",
 	    d->cfg.scripts_dir ? ", scripts" : "");
 }
 

@@ -7,6 +7,7 @@
  */
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "daemon/metrics.h"
@@ -50,6 +51,9 @@ static const char *const route_names[METRICS_ROUTE_COUNT] = {
 static _Atomic uint64_t requests[METRICS_ROUTE_COUNT][STATUS_COUNT + 1];
 static _Atomic uint64_t duration_buckets[METRICS_ROUTE_COUNT][BUCKET_COUNT];
 static _Atomic uint64_t duration_sum_us[METRICS_ROUTE_COUNT];
+/* Jobs answered by the pool: [0] time queued, [1] time running. */
+static _Atomic uint64_t job_buckets[2][BUCKET_COUNT];
+static _Atomic uint64_t job_sum_us[2];
 
 static enum metrics_route
 route_or_other(enum metrics_route route)
@@ -107,6 +111,18 @@ metrics_observe(enum metrics_route route, int status, double seconds)
 	atomic_fetch_add_explicit(&duration_sum_us[route], us, memory_order_relaxed);
 }
 
+void
+metrics_observe_job(double queued_seconds, double run_seconds)
+{
+	uint64_t us[2] = { microseconds_of(queued_seconds), microseconds_of(run_seconds) };
+
+	for (int i = 0; i < 2; i++) {
+		atomic_fetch_add_explicit(&job_buckets[i][bucket_of(us[i])], 1,
+		    memory_order_relaxed);
+		atomic_fetch_add_explicit(&job_sum_us[i], us[i], memory_order_relaxed);
+	}
+}
+
 /* Rendering ----------------------------------------------------------- */
 
 static int
@@ -142,32 +158,61 @@ append_requests(struct buffer *out)
 	return 0;
 }
 
+/* The series of one histogram: luapoold_<name>_bucket{<label>le=...},
+ * _sum and _count; label is "" or `key="value",`.  Nothing when empty,
+ * unless always (a histogram without labels still shows its zeros). */
 static int
-append_route_histogram(struct buffer *out, unsigned route)
+append_histogram(struct buffer *out, const char *name, const char *label,
+    _Atomic uint64_t *buckets, _Atomic uint64_t *sum_us, int always)
 {
 	uint64_t counts[BUCKET_COUNT], total = 0;
 
 	for (unsigned i = 0; i < BUCKET_COUNT; i++) {
-		counts[i] = atomic_load_explicit(&duration_buckets[route][i],
-		    memory_order_relaxed);
+		counts[i] = atomic_load_explicit(&buckets[i], memory_order_relaxed);
 		total += counts[i];
 	}
-	if (total == 0)
+	if (total == 0 && !always)
 		return 0;
-	uint64_t sum = atomic_load_explicit(&duration_sum_us[route], memory_order_relaxed);
+	uint64_t sum = atomic_load_explicit(sum_us, memory_order_relaxed);
 	uint64_t cumulative = 0;
 	for (unsigned i = 0; i < BUCKET_COUNT; i++) {
 		cumulative += counts[i];
-		if (buffer_printf(out, "luapoold_request_duration_seconds_bucket"
-		    "{route=\"%s\",le=\"%s\"} %llu\n", route_names[route],
+		if (buffer_printf(out, "luapoold_%s_bucket{%sle=\"%s\"} %llu\n", name, label,
 		    bucket_labels[i], (unsigned long long)cumulative) == -1)
 			return -1;
 	}
-	return buffer_printf(out, "luapoold_request_duration_seconds_sum{route=\"%s\"} "
-	    "%llu.%06llu\nluapoold_request_duration_seconds_count{route=\"%s\"} %llu\n",
-	    route_names[route], (unsigned long long)(sum / 1000000),
-	    (unsigned long long)(sum % 1000000), route_names[route],
-	    (unsigned long long)total);
+	size_t label_len = strlen(label);
+	/* The label without its trailing comma, in braces, or nothing. */
+	return buffer_printf(out, "luapoold_%s_sum%s%.*s%s %llu.%06llu\n"
+	    "luapoold_%s_count%s%.*s%s %llu\n",
+	    name, label_len ? "{" : "", (int)(label_len ? label_len - 1 : 0), label,
+	    label_len ? "}" : "", (unsigned long long)(sum / 1000000),
+	    (unsigned long long)(sum % 1000000),
+	    name, label_len ? "{" : "", (int)(label_len ? label_len - 1 : 0), label,
+	    label_len ? "}" : "", (unsigned long long)total);
+}
+
+static int
+append_route_histogram(struct buffer *out, unsigned route)
+{
+	char label[48];
+
+	snprintf(label, sizeof(label), "route=\"%s\",", route_names[route]);
+	return append_histogram(out, "request_duration_seconds", label,
+	    duration_buckets[route], &duration_sum_us[route], 0);
+}
+
+static int
+append_job_times(struct buffer *out)
+{
+	if (append_family(out, "job_queue_seconds", "histogram",
+	    "Time jobs waited for a worker (and were being sent to it).") == -1 ||
+	    append_histogram(out, "job_queue_seconds", "", job_buckets[0], &job_sum_us[0],
+	    1) == -1 ||
+	    append_family(out, "job_run_seconds", "histogram",
+	    "Time jobs ran in a worker, request decoding and result encoding included.") == -1)
+		return -1;
+	return append_histogram(out, "job_run_seconds", "", job_buckets[1], &job_sum_us[1], 1);
 }
 
 static int
@@ -288,6 +333,7 @@ metrics_render(struct buffer *out, const struct luapool_stats *stats,
 		stats = &no_stats;
 	if (append_requests(out) == -1 ||
 	    append_durations(out) == -1 ||
+	    append_job_times(out) == -1 ||
 	    append_pool(out, stats) == -1 ||
 	    append_single(out, "connections", "gauge",
 	    "Open HTTP connections.", connections) == -1 ||

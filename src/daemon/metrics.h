@@ -27,9 +27,13 @@ const char *metrics_route_name(enum metrics_route route);
 /* Records one answered request. */
 void metrics_observe(enum metrics_route route, int status, double seconds);
 
+/* Records one job the pool answered: its time in the queue and running. */
+void metrics_observe_job(double queued_seconds, double run_seconds);
+
 /* Appends every metric in Prometheus text format 0.0.4, names prefixed
  * luapoold_: requests_total{route,status}, request_duration_seconds
- * (histogram, per route), queue_depth, queue_capacity, workers{state},
+ * (histogram, per route), job_queue_seconds and job_run_seconds
+ * (histograms), queue_depth, queue_capacity, workers{state},
  * jobs_total{status}, deadline_stops_total{kind="soft|hard|backstop"},
  * worker_crashes_total, worker_respawns_total, worker_recycles_total,
  * cache_hits_total, cache_misses_total, connections, scripts. */

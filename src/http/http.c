@@ -55,6 +55,13 @@ queue_prepared(struct request *r)
 		MHD_add_response_header(resp, r->extra_header, r->extra_value);
 	if (r->close_connection)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+	MHD_add_response_header(resp, "X-Request-Id", r->request_id);
+	if (r->job_answered) {
+		char timing[80];
+		snprintf(timing, sizeof(timing), "queue;dur=%.3f, run;dur=%.3f", r->queued_ms,
+		    r->run_ms);
+		MHD_add_response_header(resp, "Server-Timing", timing);
+	}
 	enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)r->status, resp);
 	MHD_destroy_response(resp);
 	return ret;
@@ -101,6 +108,7 @@ request_new(struct http *http, struct MHD_Connection *conn, const char *url, con
 	r->http = http;
 	r->conn = conn;
 	r->start_ns = frame_now_ns();
+	http_request_id_take(r);
 	r->method = http_route_method(method);
 	snprintf(r->path, sizeof(r->path), "%s", url);
 	buffer_init(&r->body, atomic_load(&http->max_body_bytes));
@@ -319,6 +327,8 @@ http_start(const struct http_options *opts, struct luapool *pool, struct scripts
 	atomic_init(&http->request_read_timeout_s, opts->request_read_timeout_s);
 	atomic_init(&http->access_log, opts->access_log);
 	atomic_init(&http->metrics_auth, opts->metrics_auth);
+	atomic_init(&http->slow_job_ms, opts->slow_job_ms);
+	http_request_id_seed(http);
 	if (http_limits_init(http) == -1) {
 		snprintf(err, errlen, "cannot set up the connection table");
 		free(http);
@@ -412,6 +422,7 @@ http_reload(struct http *http, const struct http_options *opts)
 	atomic_store(&http->request_read_timeout_s, opts->request_read_timeout_s);
 	atomic_store(&http->access_log, opts->access_log);
 	atomic_store(&http->metrics_auth, opts->metrics_auth);
+	atomic_store(&http->slow_job_ms, opts->slow_job_ms);
 	pthread_mutex_lock(&http->config_lock);
 	free(http->auth_token);
 	http->auth_token = opts->auth_token ? strdup(opts->auth_token) : NULL;

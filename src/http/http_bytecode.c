@@ -213,8 +213,8 @@ http_bytecode_prepare_signed(struct request *r, const struct luapool_reply *repl
 	tagged = text ? malloc(base64_decoded_max(text_len) + BYTECODE_TAG_SIZE) : NULL;
 	long n = tagged ? base64_decode(text, text_len, tagged) : -1;
 	if (n <= 0 || http_bytecode_verify(tagged, (size_t)n, why, sizeof(why)) == -1) {
-		log_warn("worker %d compiled bytecode that is refused: %s", reply->worker_pid,
-		    n <= 0 ? "not base64 in the reply" : why);
+		log_warn("worker %d compiled bytecode that is refused: %s (request %s)",
+		    reply->worker_pid, n <= 0 ? "not base64 in the reply" : why, r->request_id);
 		http_request_prepare_problem(r, "internal_error",
 		    "the compiled bytecode did not pass the verifier", NULL);
 		goto done;

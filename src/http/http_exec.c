@@ -16,6 +16,7 @@
 
 #include "daemon/jsonscan.h"
 #include "http/http_internal.h"
+#include "http/problem.h"
 
 #define TIMEOUT_SCAN_MAX (16 * 1024)
 
@@ -24,23 +25,29 @@ take_reply(struct request *r, const struct luapool_reply *reply)
 {
 	r->worker_pid = reply->worker_pid;
 	r->chunk_is_source = reply->chunk_is_source;
+	http_usage_note(r, reply);
+	http_joblog_write(r, reply);
 	if (reply->status == LUAPOOL_OK && r->route == METRICS_ROUTE_COMPILE &&
 	    r->http->opts.bytecode_mode == HTTP_BYTECODE_SIGNED) {
 		http_bytecode_prepare_signed(r, reply);
 		return;
 	}
 	if (reply->status == LUAPOOL_OK) {
-		char *body = malloc(reply->body_len + 1);
+		size_t len = 0;
+		char *body = http_usage_body(r, reply, &len);
 		if (body == NULL) {
 			http_request_prepare_problem(r, "internal_error", "out of memory", NULL);
 			return;
 		}
-		memcpy(body, reply->body, reply->body_len);
-		http_request_prepare(r, 200, body, reply->body_len, "application/json");
+		http_request_prepare(r, 200, body, len, "application/json");
 		return;
 	}
-	http_request_prepare_problem(r, reply->code ? reply->code :
-	    luapool_status_code(reply->status), reply->message, reply->traceback);
+	struct problem_job_parts parts = {
+		.traceback = reply->traceback, .logs = reply->logs,
+		.error_value = reply->error_value,
+	};
+	http_request_prepare_job_problem(r, reply->code ? reply->code :
+	    luapool_status_code(reply->status), reply->message, &parts);
 }
 
 static void
@@ -102,6 +109,8 @@ http_exec_submit(struct request *r, enum luapool_job_kind kind, const char *chun
 		.request = r->body.len ? r->body.data : "{}",
 		.request_len = r->body.len ? r->body.len : 2,
 		.chunk = chunk, .chunk_len = chunk_len, .chunk_is_source = chunk_is_source,
+		/* A stored script runs under its own name. */
+		.chunk_name = chunk_len && r->script_item ? r->name : NULL,
 		.timeout_ms = kind == LUAPOOL_JOB_EXEC ? request_timeout_ms(r) : 0,
 	};
 	struct luapool_error err;

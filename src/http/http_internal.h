@@ -24,6 +24,7 @@
 struct MHD_Daemon;
 struct MHD_Connection;
 struct http_conn;
+struct problem_job_parts;
 
 /* Every open connection, for the request read deadline and for making room
  * when the table is full (http_limits.c); under its lock. */
@@ -55,7 +56,13 @@ struct http {
 	int signal_watched;
 	atomic_int activity;		/* a job was submitted or answered */
 	struct hmac_sha256_key bytecode_key;	/* bytecode = signed */
+	uint64_t request_id_seed;	/* generated request ids (http_request_id.c) */
+	atomic_uint_fast64_t request_id_counter;
+	atomic_uint slow_job_ms;	/* 0: no slow-job log */
 };
+
+/* Longest X-Request-Id kept; a longer one is replaced by a generated one. */
+#define HTTP_REQUEST_ID_MAX	128
 
 enum route_method {
 	ROUTE_GET = 1, ROUTE_HEAD = 2, ROUTE_POST = 4, ROUTE_PUT = 8, ROUTE_DELETE = 16
@@ -80,6 +87,12 @@ struct request {
 	size_t charged;			/* against http->inflight_bytes */
 	size_t body_charged;		/* of which for body's capacity */
 	int64_t start_ns;
+	char request_id[HTTP_REQUEST_ID_MAX + 1];	/* given or generated */
+	char traceparent[56];		/* a well-formed incoming one, else "" */
+	/* The job's numbers, once a worker (or the queue) answered it. */
+	int job_answered;
+	double queued_ms, run_ms;
+	char problem_code[32];		/* the answer's problem code, "" for none */
 	/* The answer, once known. */
 	int prepared, done, suspended;
 	int status;
@@ -107,8 +120,41 @@ void http_request_prepare_problem(struct request *r, const char *code, const cha
     const char *traceback);
 void http_request_prepare_problemf(struct request *r, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* The same with what a job's error adds (problem.h): its traceback, logs
+ * and error value, checked before they are used. */
+void http_request_prepare_job_problem(struct request *r, const char *code, const char *detail,
+    const struct problem_job_parts *parts);
 /* A JSON answer; takes b's contents. */
 void http_request_prepare_json(struct request *r, int status, struct buffer *b);
+
+/* http_request_id.c: request ids and trace context. */
+
+/* Draws the seed of generated ids (http_start). */
+void http_request_id_seed(struct http *http);
+/* r's id, from X-Request-Id (1 to HTTP_REQUEST_ID_MAX bytes of visible
+ * ASCII) or generated (16 hex digits), and its traceparent when well
+ * formed; r->conn must be set. */
+void http_request_id_take(struct request *r);
+/* id with '"' and '\' escaped for a JSON string, into out (cap bytes,
+ * 2 x HTTP_REQUEST_ID_MAX + 1 is enough); returns its length. */
+size_t http_request_id_json(const char *id, char *out, size_t cap);
+
+/* http_usage.c: what a job cost (timings, slow-job log, "usage"). */
+
+/* Keeps the job's timings for Server-Timing and the access log; logs a
+ * job slower than slow_job_ms.  Dispatcher thread, under r->lock. */
+void http_usage_note(struct request *r, const struct luapool_reply *reply);
+/* The body of an OK reply, with "usage" added when the request asked for
+ * it (exec and script runs): malloc'd (caller frees), length in *len;
+ * NULL when out of memory. */
+char *http_usage_body(const struct request *r, const struct luapool_reply *reply,
+    size_t *len);
+
+/* http_joblog.c: a job's captured print and log.* output in the server log. */
+
+/* At debug level, one line per entry of the job's logs (in an error
+ * reply's logs, or in an OK body's "logs"), with the request's id. */
+void http_joblog_write(const struct request *r, const struct luapool_reply *reply);
 
 /* http_exec.c: the routes that run code, and job submission. */
 

@@ -3,7 +3,9 @@
  * and libmicrohttpd's own messages.  The path comes from the client,
  * decoded: log.c escapes control bytes, backslashes and invalid UTF-8 in
  * every message, and this file re-encodes the space and '%' so that a path
- * is always one field of the line.  Never logs a header or a body.
+ * is always one field of the line.  Never logs a body, nor a header but
+ * the two that identify a request (X-Request-Id and traceparent, both
+ * checked to be visible ASCII of a bounded length by http_request_id.c).
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -49,8 +51,14 @@ http_log_access(const struct request *r, int status, double seconds, int aborted
 {
 	char path[3 * sizeof(r->path) + 1];
 	path_field(path, sizeof(path), r->path);
-	log_info("%s %s %d %.3f ms worker=%d in=%zu out=%zu%s", method_name(r->method), path,
-	    status, seconds * 1e3, r->worker_pid, r->in_bytes, r->resp_len,
+	char timing[64] = "queue=- run=-";
+	if (r->job_answered)
+		snprintf(timing, sizeof(timing), "queue=%.3f run=%.3f", r->queued_ms, r->run_ms);
+	log_info("%s %s %d %.3f ms worker=%d in=%zu out=%zu id=%s script=%s code=%s %s%s%s%s",
+	    method_name(r->method), path, status, seconds * 1e3, r->worker_pid, r->in_bytes,
+	    r->resp_len, r->request_id, r->script_item ? r->name : "-",
+	    r->problem_code[0] ? r->problem_code : "-", timing,
+	    r->traceparent[0] ? " traceparent=" : "", r->traceparent,
 	    aborted ? " (aborted)" : "");
 }
 

@@ -34,6 +34,12 @@ struct http_options {
 	const char *auth_token;		/* NULL: no auth */
 	int metrics_auth;
 	int access_log;
+	unsigned slow_job_ms;		/* jobs longer than this are logged; 0: none */
+	/* For /v1/info: the pool's limits. */
+	unsigned memory_limit_mb;
+	size_t max_result_bytes;
+	unsigned max_json_depth;
+	size_t max_log_bytes;
 	int bytecode_mode;		/* enum http_bytecode_mode */
 	const void *bytecode_key;	/* signed: the HMAC key (at least 32 bytes), */
 	size_t bytecode_key_len;	/* used by http_start and not kept */

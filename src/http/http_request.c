@@ -45,15 +45,44 @@ http_request_prepare(struct request *r, int status, char *body, size_t len,
 	r->resp_len = len;
 	r->content_type = content_type;
 	r->prepared = 1;
+	r->problem_code[0] = '\0';
+}
+
+/* Adds "request_id" to a problem body (a JSON object that problem.c
+ * wrote): a client can quote it, and it finds the log lines.  The body
+ * stays as it was when out of memory. */
+static char *
+add_request_id(char *body, size_t *len, const char *request_id)
+{
+	char id[2 * HTTP_REQUEST_ID_MAX + 1];
+	size_t id_len = http_request_id_json(request_id, id, sizeof(id));
+	if (body == NULL || *len < 2 || body[*len - 1] != '}')
+		return body;
+	char *grown = realloc(body, *len + id_len + 17);
+	if (grown == NULL)
+		return body;
+	*len -= 1;
+	*len += (size_t)sprintf(grown + *len, ",\"request_id\":\"%s\"}", id);
+	return grown;
 }
 
 void
 http_request_prepare_problem(struct request *r, const char *code, const char *detail,
     const char *traceback)
 {
+	struct problem_job_parts parts = { .traceback = traceback };
+	http_request_prepare_job_problem(r, code, detail, &parts);
+}
+
+void
+http_request_prepare_job_problem(struct request *r, const char *code, const char *detail,
+    const struct problem_job_parts *parts)
+{
 	size_t len = 0;
-	char *body = problem_body(code, detail, traceback, &len);
+	char *body = problem_body_for_job(code, detail, parts, &len);
+	body = add_request_id(body, &len, r->request_id);
 	http_request_prepare(r, problem_status(code), body, len, "application/problem+json");
+	snprintf(r->problem_code, sizeof(r->problem_code), "%s", problem_known_code(code));
 	if (strcmp(code, "overloaded") == 0 || strcmp(code, "shutting_down") == 0) {
 		r->extra_header = MHD_HTTP_HEADER_RETRY_AFTER;
 		r->extra_value = "1";

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "daemon/metrics_process.h"
 #include "http/http_internal.h"
 
 void
@@ -24,13 +25,21 @@ http_status_info(struct request *r)
 	pthread_mutex_lock(&r->http->config_lock);
 	int auth = r->http->auth_token != NULL;
 	pthread_mutex_unlock(&r->http->config_lock);
+	const struct http_options *o = &r->http->opts;
 	buffer_printf(&b, "{\"name\":\"luapoold\",\"version\":\"%s\",\"engine\":\"%s\","
 	    "\"workers\":{\"target\":%u,\"live\":%u,\"busy\":%u},\"queue_depth\":%u,"
-	    "\"limits\":{\"max_body_bytes\":%zu,\"max_timeout_ms\":%u,\"max_connections\":%u},"
+	    "\"limits\":{\"max_body_bytes\":%zu,\"max_timeout_ms\":%u,\"max_connections\":%u,"
+	    "\"default_timeout_ms\":%u,\"memory_limit_mb\":%u,\"max_result_bytes\":%zu,"
+	    "\"max_json_depth\":%u,\"max_inflight_bytes\":%zu,\"queue_depth\":%u,"
+	    "\"request_read_timeout_s\":%u,\"max_connections_per_ip\":%u,"
+	    "\"connection_timeout_s\":%u,\"max_log_bytes\":%zu},"
 	    "\"auth\":%s,\"allow_bytecode\":%s,\"bytecode\":\"%s\",\"extra\":%s}",
 	    LUAPOOL_VERSION, engine_json, st.workers_target, st.workers_live, st.workers_busy,
-	    st.queue_depth, atomic_load(&r->http->max_body_bytes), r->http->opts.max_timeout_ms,
-	    r->http->opts.max_connections, auth ? "true" : "false",
+	    st.queue_depth, atomic_load(&r->http->max_body_bytes), o->max_timeout_ms,
+	    o->max_connections, o->default_timeout_ms, o->memory_limit_mb, o->max_result_bytes,
+	    o->max_json_depth, atomic_load(&r->http->max_inflight_bytes), st.queue_depth,
+	    atomic_load(&r->http->request_read_timeout_s), o->max_connections_per_ip,
+	    o->connection_timeout_s, o->max_log_bytes, auth ? "true" : "false",
 	    r->http->opts.bytecode_mode != HTTP_BYTECODE_OFF ? "true" : "false",
 	    http_bytecode_mode_name(r->http->opts.bytecode_mode),
 	    r->http->info_json ? r->http->info_json : "{}");
@@ -44,8 +53,11 @@ http_status_metrics(struct request *r)
 	buffer_init(&b, 0);
 	struct luapool_stats st;
 	luapool_stats(r->http->pool, &st);
+	char engine[64];
+	luapool_engine_version(r->http->pool, engine, sizeof(engine));
 	metrics_render(&b, &st, atomic_load(&r->http->connections),
 	    scripts_count(r->http->scripts));
+	metrics_process_render(&b, engine);
 	size_t len = 0;
 	char *body = buffer_steal(&b, &len);
 	http_request_prepare(r, 200, body, len, "text/plain; version=0.0.4; charset=utf-8");

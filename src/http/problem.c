@@ -11,6 +11,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "common/log.h"
 #include "http/problem.h"
 
 static const struct {
@@ -20,6 +21,7 @@ static const struct {
 } problems[] = {
 	{ "invalid_json", 400, "The request body is not valid JSON" },
 	{ "invalid_request", 400, "The request is not valid" },
+	{ "unknown_field", 400, "The request has a field the server does not know" },
 	{ "invalid_base64", 400, "The bytecode is not valid base64" },
 	{ "invalid_bytecode", 400, "The bytecode cannot be loaded" },
 	{ "compile_error", 400, "The source does not compile" },
@@ -103,6 +105,13 @@ add_text(cJSON *body, const char *name, const char *text)
 	free(valid);
 }
 
+const char *
+problem_known_code(const char *code)
+{
+	int i = code ? find_problem(code) : -1;
+	return problems[i < 0 ? find_problem("internal_error") : i].code;
+}
+
 int
 problem_status(const char *code)
 {
@@ -110,8 +119,75 @@ problem_status(const char *code)
 	return i < 0 ? 500 : problems[i].status;
 }
 
+/* Whether text is all valid UTF-8 (the JSON parser does not check). */
+static int
+is_valid_utf8(const char *text)
+{
+	const unsigned char *s = (const unsigned char *)text;
+	size_t n = strlen(text);
+	for (size_t i = 0; i < n;) {
+		size_t len = utf8_char_length(s + i, n - i);
+		if (len == 0)
+			return 0;
+		i += len;
+	}
+	return 1;
+}
+
+/* Whether a log entry is {"level": one of the four, "text": string} with
+ * at most "truncated": true besides. */
+static int
+is_log_entry(const cJSON *entry)
+{
+	static const char *const levels[] = { "debug", "info", "warn", "error" };
+	const cJSON *level = cJSON_GetObjectItemCaseSensitive(entry, "level");
+	const cJSON *text = cJSON_GetObjectItemCaseSensitive(entry, "text");
+	const cJSON *truncated = cJSON_GetObjectItemCaseSensitive(entry, "truncated");
+	if (!cJSON_IsObject(entry) || !cJSON_IsString(level) || !cJSON_IsString(text) ||
+	    (truncated != NULL && !cJSON_IsTrue(truncated)) ||
+	    cJSON_GetArraySize(entry) != 2 + (truncated != NULL))
+		return 0;
+	for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++)
+		if (strcmp(level->valuestring, levels[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * Adds name: the JSON value a worker sent, when the text is valid UTF-8
+ * and one JSON value (for logs: an array of log entries).  The value is
+ * written anew, not copied, so the body is strict JSON whatever the
+ * parser tolerated.  The reply's frame limit bounds its size; a part
+ * that fails is dropped with a warning, the rest of the answer stands.
+ */
+static void
+add_worker_json(cJSON *body, const char *name, const char *json, int is_logs)
+{
+	const char *end = NULL;
+	cJSON *value = is_valid_utf8(json) ?
+	    cJSON_ParseWithOpts(json, &end, 1) : NULL;
+	int valid = value != NULL && (!is_logs || cJSON_IsArray(value));
+	for (const cJSON *entry = is_logs && valid ? value->child : NULL; entry && valid;
+	    entry = entry->next)
+		valid = is_log_entry(entry);
+	if (!valid) {
+		cJSON_Delete(value);
+		log_warn("a worker's \"%s\" is not valid; the answer goes without it", name);
+		return;
+	}
+	cJSON_AddItemToObject(body, name, value);
+}
+
 char *
 problem_body(const char *code, const char *detail, const char *traceback, size_t *len)
+{
+	struct problem_job_parts parts = { .traceback = traceback };
+	return problem_body_for_job(code, detail, &parts, len);
+}
+
+char *
+problem_body_for_job(const char *code, const char *detail,
+    const struct problem_job_parts *parts, size_t *len)
 {
 	int i = code ? find_problem(code) : -1;
 	if (i < 0)
@@ -126,11 +202,16 @@ problem_body(const char *code, const char *detail, const char *traceback, size_t
 	cJSON_AddNumberToObject(body, "status", problems[i].status);
 	add_text(body, "detail", detail && *detail ? detail : problems[i].title);
 	cJSON_AddStringToObject(body, "code", problems[i].code);
-	if (strcmp(problems[i].code, "script_error") == 0) {
+	int script_error = strcmp(problems[i].code, "script_error") == 0;
+	if (script_error) {
 		add_text(body, "message", detail ? detail : "");
-		if (traceback && *traceback)
-			add_text(body, "traceback", traceback);
+		if (parts->traceback && *parts->traceback)
+			add_text(body, "traceback", parts->traceback);
+		if (parts->error_value)
+			add_worker_json(body, "error_value", parts->error_value, 0);
 	}
+	if (parts->logs)
+		add_worker_json(body, "logs", parts->logs, 1);
 	char *text = cJSON_PrintUnformatted(body);
 	cJSON_Delete(body);
 	if (text && len)

@@ -68,19 +68,39 @@ handle_reply(struct luapool *pool, struct worker *w, const struct frame_header *
 		supervise_stop(pool, w);
 		return;
 	}
+	/* The worker's numbers, bounded by what the pool saw: it ran within
+	 * the job's life, on at most that much CPU, in at most its heap. */
+	int64_t life_ns = frame_now_ns() - w->job->enqueued_ns;
+	uint64_t run_ns = life_ns <= 0 ? 0 : h->run_ns < (uint64_t)life_ns ? h->run_ns :
+	    (uint64_t)life_ns;
+	uint64_t cpu_ns = h->cpu_ns < run_ns ? h->cpu_ns : run_ns;
+	uint64_t heap_max = (uint64_t)pool->opts.memory_limit_mb << 20;
 	struct luapool_reply reply = {
 		.status = h->status <= LUAPOOL_E_SHUTDOWN ? h->status : LUAPOOL_E_CRASHED,
 		.worker_pid = (int)w->pid,
-		.run_ms = (double)h->run_ns / 1e6,
-		.queued_ms = (double)(frame_now_ns() - w->job->enqueued_ns - (int64_t)h->run_ns) / 1e6,
+		.run_ms = (double)run_ns / 1e6,
+		.queued_ms = life_ns > (int64_t)run_ns ? (double)(life_ns - (int64_t)run_ns) / 1e6 : 0,
 		.chunk_is_source = (h->flags & FRAME_REPLY_SOURCE) != 0,
+		.usage_requested = (h->flags & FRAME_USAGE) != 0,
+		.cpu_ms = (h->flags & FRAME_USAGE) ? (double)cpu_ns / 1e6 : 0,
+		.heap_peak_bytes = (size_t)(h->heap_peak_bytes < heap_max ? h->heap_peak_bytes :
+		    heap_max),
+		.cache = (h->flags & FRAME_CACHE_HIT) ? "hit" :
+		    (h->flags & FRAME_CACHE_MISS) ? "miss" : NULL,
 	};
 	if (reply.status == LUAPOOL_OK) {
 		reply.code = "ok";
 		reply.body = payload;
 		reply.body_len = h->length;
+		reply.body_has_logs = (h->flags & FRAME_REPLY_LOGS) != 0;
 	} else {
-		frame_split_error(payload, h->length, &reply.code, &reply.message, &reply.traceback);
+		struct frame_error parts;
+		frame_split_error(payload, h->length, &parts);
+		reply.code = parts.code;
+		reply.message = parts.message;
+		reply.traceback = parts.traceback;
+		reply.logs = parts.logs;
+		reply.error_value = parts.error_value;
 	}
 	if (h->flags & (FRAME_SOFT_STOP | FRAME_CACHE_HIT | FRAME_CACHE_MISS | FRAME_EXITING)) {
 		pthread_mutex_lock(&pool->lock);
@@ -261,12 +281,15 @@ channel_stop_watching_writes(struct luapool *pool, struct worker *w)
 	    EPOLL_CTL_MOD);
 }
 
-/* The largest reply frame the worker may send for this job: a result,
- * or for a script check the chunk, which is no larger than the job. */
+/* The largest reply frame the worker may send for this job: a result and
+ * its logs (or an error: message, traceback, logs and an error value no
+ * larger than a result), or for a script check the chunk, which is no
+ * larger than the job. */
 static size_t
 reply_limit(const struct luapool *pool, const struct job *job)
 {
-	size_t limit = pool->opts.max_result_bytes + 65536 + sizeof(struct frame_header);
+	size_t limit = pool->opts.max_result_bytes + pool->opts.max_log_bytes + 65536 +
+	    sizeof(struct frame_header);
 	size_t chunk = job->payload_len + 65536 + sizeof(struct frame_header);
 	return (job->flags & FRAME_CHECK_SCRIPT) && chunk > limit ? chunk : limit;
 }

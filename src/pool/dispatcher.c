@@ -205,7 +205,8 @@ dispatcher_start(struct luapool *pool, struct luapool_error *err)
 	pool->workers = calloc(pool->nworkers, sizeof(*pool->workers));
 	if (pool->workers == NULL)
 		goto fail;
-	size_t reply_limit = pool->opts.max_result_bytes + 65536 + sizeof(struct frame_header);
+	size_t reply_limit = pool->opts.max_result_bytes + pool->opts.max_log_bytes + 65536 +
+	    sizeof(struct frame_header);
 	for (unsigned i = 0; i < pool->nworkers; i++) {
 		struct worker *w = &pool->workers[i];
 		w->index = i;

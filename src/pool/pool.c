@@ -51,6 +51,7 @@ luapool_options_init(struct luapool_options *opts)
 	opts->cache_entries = LUAPOOL_DEFAULT_CACHE_ENTRIES;
 	opts->grace_ms = LUAPOOL_DEFAULT_GRACE_MS;
 	opts->max_json_depth = LUAPOOL_DEFAULT_MAX_DEPTH;
+	opts->max_log_bytes = LUAPOOL_DEFAULT_MAX_LOG;
 	opts->allow_bytecode = 1;
 	opts->worker_user = LUAPOOL_DEFAULT_WORKER_USER;
 }
@@ -60,7 +61,8 @@ options_check(const struct luapool_options *o, struct luapool_error *err)
 {
 	if (o->queue_depth == 0 || o->max_timeout_ms == 0 || o->default_timeout_ms == 0 ||
 	    o->default_timeout_ms > o->max_timeout_ms || o->memory_limit_mb < 4 ||
-	    o->max_result_bytes < 16 || o->max_json_depth == 0 || o->workers > 1024) {
+	    o->max_result_bytes < 16 || o->max_json_depth == 0 || o->workers > 1024 ||
+	    o->max_log_bytes > LUAPOOL_MAX_LOG_LIMIT) {
 		set_error(err, LUAPOOL_E_INVALID, "invalid pool options");
 		return -1;
 	}
@@ -86,6 +88,7 @@ build_worker_argv(struct luapool *pool)
 	add_worker_arg(pool, &argc, "--memory-mb", o->memory_limit_mb);
 	add_worker_arg(pool, &argc, "--max-result", o->max_result_bytes);
 	add_worker_arg(pool, &argc, "--max-depth", o->max_json_depth);
+	add_worker_arg(pool, &argc, "--max-log-bytes", o->max_log_bytes);
 	add_worker_arg(pool, &argc, "--cache", o->cache_entries);
 	add_worker_arg(pool, &argc, "--grace-ms", o->grace_ms);
 	add_worker_arg(pool, &argc, "--default-timeout-ms", o->default_timeout_ms);

@@ -17,19 +17,28 @@ queue_job_new(const struct luapool_job *spec, luapool_callback *done, void *arg)
 	struct job *job = calloc(1, sizeof(*job));
 	if (job == NULL)
 		return NULL;
-	job->payload_len = spec->chunk_len + spec->request_len;
+	/* A chunk's name travels in front of it: "name\0" (frame.h). */
+	size_t name_len = spec->chunk_len && spec->chunk_name ?
+	    strnlen(spec->chunk_name, FRAME_CHUNK_NAME_MAX) + 1 : 0;
+	size_t chunk_len = name_len + spec->chunk_len;
+	job->payload_len = chunk_len + spec->request_len;
 	job->payload = malloc(job->payload_len ? job->payload_len : 1);
 	if (job->payload == NULL) {
 		free(job);
 		return NULL;
 	}
+	if (name_len) {
+		memcpy(job->payload, spec->chunk_name, name_len - 1);
+		job->payload[name_len - 1] = '\0';
+	}
 	if (spec->chunk_len)
-		memcpy(job->payload, spec->chunk, spec->chunk_len);
-	memcpy(job->payload + spec->chunk_len, spec->request, spec->request_len);
+		memcpy(job->payload + name_len, spec->chunk, spec->chunk_len);
+	memcpy(job->payload + chunk_len, spec->request, spec->request_len);
 	job->frame_type = spec->kind == LUAPOOL_JOB_EXEC ? FRAME_EXEC : FRAME_COMPILE;
-	job->chunk_len = (uint32_t)spec->chunk_len;
+	job->chunk_len = (uint32_t)chunk_len;
 	job->flags = (spec->chunk_is_source ? FRAME_CHUNK_IS_SOURCE : 0) |
-	    (spec->kind == LUAPOOL_JOB_CHECK_SCRIPT ? FRAME_CHECK_SCRIPT : 0);
+	    (spec->kind == LUAPOOL_JOB_CHECK_SCRIPT ? FRAME_CHECK_SCRIPT : 0) |
+	    (name_len ? FRAME_CHUNK_NAMED : 0);
 	job->timeout_ms = spec->timeout_ms;
 	job->done = done;
 	job->arg = arg;

@@ -21,6 +21,7 @@
 #include "vm/vm_env.h"
 #include "vm/vm_internal.h"
 #include "vm/vm_json_encode.h"
+#include "vm/vm_log.h"
 #include "vm/vm_outcome.h"
 
 /* Job data for the protected runner. */
@@ -52,6 +53,8 @@ counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 		return NULL;
 	}
 	vm->used = vm->used - old + nsize;
+	if (vm->used > vm->peak)
+		vm->peak = vm->used;
 	return p;
 }
 
@@ -103,8 +106,15 @@ vm_free(struct vm *vm)
 	if (vm->L)
 		lua_close(vm->L);
 	vm_cache_free(vm);
+	buffer_free(&vm->log);
 	free(vm->decoded);
 	free(vm);
+}
+
+size_t
+vm_heap_peak(const struct vm *vm)
+{
+	return vm->peak;
 }
 
 const char *
@@ -161,6 +171,40 @@ classify_failure(struct run_call *rc, int status)
 	}
 }
 
+/* A table the job raised as its error, as JSON for the answer's
+ * error_value; left out when it has no JSON form or is too large. */
+static void
+encode_error_value(struct run_call *rc)
+{
+	lua_State *L = rc->vm->L;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, rc->vm->state_ref);
+	lua_rawgeti(L, -1, STATE_ERROR_VALUE);
+	if (lua_istable(L, -1) && vm_json_encode(L, -1, &rc->out->error_value, "error",
+	    rc->vm->limits.max_depth, NULL, 0) != VM_JSON_OK)
+		buffer_reset(&rc->out->error_value);
+	lua_pop(L, 2);
+}
+
+/* Closes the body after the result, with ,"logs":[...] when the job wrote
+ * any: past the body's limit, which bounds the result (the log has its
+ * own).  Out of memory for the log, the answer goes without it. */
+static int
+close_result(struct run_call *rc, struct buffer *body)
+{
+	if (!vm_log_has_entries(rc->vm))
+		return buffer_append_char(body, '}');
+	size_t limit = body->limit, len = body->len;
+	body->limit = 0;
+	if (buffer_append_string(body, ",\"logs\":") == 0 &&
+	    vm_log_append_array(rc->vm, body) == 0)
+		rc->out->body_has_logs = 1;
+	else
+		body->len = len;
+	int rv = buffer_append_char(body, '}');
+	body->limit = limit;
+	return rv;
+}
+
 static void
 encode_result(struct run_call *rc)
 {
@@ -169,7 +213,7 @@ encode_result(struct run_call *rc)
 	buffer_append_string(body, "{\"result\":");
 	enum vm_json_result r = vm_json_encode(rc->vm->L, -1, body, "result",
 	    rc->vm->limits.max_depth, err, sizeof(err));
-	if (r == VM_JSON_OK && buffer_append_char(body, '}') == 0) {
+	if (r == VM_JSON_OK && close_result(rc, body) == 0) {
 		vm_outcome_set(rc->out, LUAPOOL_OK, "ok", "");
 	} else if (r == VM_JSON_NOT_SERIALIZABLE) {
 		vm_outcome_set(rc->out, LUAPOOL_E_RESULT, "result_not_serializable", err);
@@ -197,6 +241,8 @@ run_protected(lua_State *L)
 	int status = lua_pcall(L, 0, 1, 1);
 	if (status != 0) {
 		classify_failure(rc, status);
+		if (rc->out->status == LUAPOOL_E_SCRIPT)
+			encode_error_value(rc);
 		return 0;
 	}
 	encode_result(rc);
@@ -211,6 +257,7 @@ vm_end_job(struct vm *vm, int collect)
 	lua_settop(L, 0);
 	lua_sethook(L, NULL, 0, 0);
 	vm_env_clear(vm);
+	vm_log_clear(vm);
 	free(vm->decoded);
 	vm->decoded = NULL;
 	vm->loaded_ok = 0;
@@ -264,8 +311,12 @@ vm_run(struct vm *vm, const struct vm_job *job, struct vm_outcome *out)
 	if (status != 0)
 		classify_failure(&rc, status);
 	int collect = out->status == LUAPOOL_E_MEMORY;
-	if (out->status != LUAPOOL_OK)
+	if (out->status != LUAPOOL_OK) {
 		buffer_reset(&out->body);
+		out->body_has_logs = 0;
+		if (vm_log_has_entries(vm) && vm_log_append_array(vm, &out->logs) == -1)
+			buffer_reset(&out->logs);
+	}
 	vm_end_job(vm, collect);
 	/* vm_end_job collected if the heap passed half the limit: still above
 	 * it means live data the next job would inherit a small heap from. */

@@ -8,6 +8,11 @@
  * so it is reused; one with upvalues (string.dump of a closure) keeps only
  * its verified bytes and is loaded anew for every job, so its upvalues
  * always start as nil.
+ *
+ * The key is the chunk's kind, its name and its bytes: LuaJIT bakes the
+ * name into what it loads (source, and bytecode stripped of debug
+ * information), so a function cached under one name must never answer a
+ * job that asked for another (one client's name in another's errors).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,10 +25,19 @@
 
 #define CACHE_MAX_BYTES (16u * 1024u * 1024u)
 
+/* A chunk's identity: kind, name (NUL-terminated) and bytes, stored as
+ * one string in that order so a hit compares all three in one memcmp. */
+struct chunk_key {
+	char kind;
+	const char *name;
+	size_t name_len;		/* with its NUL */
+	const char *chunk;
+	size_t len;
+};
+
 static uint64_t
-hash_chunk(char kind, const char *p, size_t len)
+hash_bytes(uint64_t h, const char *p, size_t len)
 {
-	uint64_t h = 1469598103934665603ULL ^ (unsigned char)kind;
 	for (size_t i = 0; i < len; i++) {
 		h ^= (unsigned char)p[i];
 		h *= 1099511628211ULL;
@@ -31,13 +45,27 @@ hash_chunk(char kind, const char *p, size_t len)
 	return h;
 }
 
+static uint64_t
+hash_chunk(const struct chunk_key *k)
+{
+	uint64_t h = 1469598103934665603ULL ^ (unsigned char)k->kind;
+	return hash_bytes(hash_bytes(h, k->name, k->name_len), k->chunk, k->len);
+}
+
+static size_t
+key_length(const struct chunk_key *k)
+{
+	return 1 + k->name_len + k->len;
+}
+
 static struct cache_entry *
-cache_find(struct vm *vm, uint64_t hash, char kind, const char *chunk, size_t len)
+cache_find(struct vm *vm, uint64_t hash, const struct chunk_key *k)
 {
 	for (unsigned i = 0; i < vm->cache_count; i++) {
 		struct cache_entry *e = &vm->cache[i];
-		if (e->hash == hash && e->len == len + 1 && e->bytes[0] == kind &&
-		    memcmp(e->bytes + 1, chunk, len) == 0)
+		if (e->hash == hash && e->len == key_length(k) && e->bytes[0] == k->kind &&
+		    memcmp(e->bytes + 1, k->name, k->name_len) == 0 &&
+		    memcmp(e->bytes + 1 + k->name_len, k->chunk, k->len) == 0)
 			return e;
 	}
 	return NULL;
@@ -60,22 +88,23 @@ cache_evict_oldest(struct vm *vm)
 /* Takes the function on top of the stack into the cache (leaves it there);
  * one with upvalues keeps only its bytes, to be loaded anew for each job. */
 static void
-cache_store(struct vm *vm, uint64_t hash, char kind, const char *chunk, size_t len,
-    int fresh_each_run)
+cache_store(struct vm *vm, uint64_t hash, const struct chunk_key *k, int fresh_each_run)
 {
-	if (vm->limits.cache_entries == 0 || len + 1 > CACHE_MAX_BYTES / 4)
+	size_t len = key_length(k);
+	if (vm->limits.cache_entries == 0 || len > CACHE_MAX_BYTES / 4)
 		return;
 	while (vm->cache_count > 0 && (vm->cache_count >= vm->limits.cache_entries ||
-	    vm->cache_bytes + len + 1 > CACHE_MAX_BYTES))
+	    vm->cache_bytes + len > CACHE_MAX_BYTES))
 		cache_evict_oldest(vm);
-	char *bytes = malloc(len + 1);
+	char *bytes = malloc(len);
 	if (bytes == NULL)
 		return;
-	bytes[0] = kind;
-	memcpy(bytes + 1, chunk, len);
+	bytes[0] = k->kind;
+	memcpy(bytes + 1, k->name, k->name_len);
+	memcpy(bytes + 1 + k->name_len, k->chunk, k->len);
 	struct cache_entry *e = &vm->cache[vm->cache_count++];
 	e->hash = hash;
-	e->len = len + 1;
+	e->len = len;
 	e->bytes = bytes;
 	e->last_used = ++vm->clock;
 	e->fresh_each_run = fresh_each_run;
@@ -84,7 +113,7 @@ cache_store(struct vm *vm, uint64_t hash, char kind, const char *chunk, size_t l
 		lua_pushvalue(vm->L, -1);
 		e->ref = luaL_ref(vm->L, LUA_REGISTRYINDEX);
 	}
-	vm->cache_bytes += len + 1;
+	vm->cache_bytes += len;
 }
 
 static int
@@ -153,9 +182,11 @@ int
 vm_cache_push_function(struct vm *vm, const struct vm_job *job, struct vm_outcome *out)
 {
 	lua_State *L = vm->L;
-	char kind = job->is_source ? 's' : 'b';
-	uint64_t hash = hash_chunk(kind, job->chunk, job->chunk_len);
-	struct cache_entry *e = cache_find(vm, hash, kind, job->chunk, job->chunk_len);
+	const char *name = job->name ? job->name : "job";
+	struct chunk_key key = { job->is_source ? 's' : 'b', name, strlen(name) + 1,
+	    job->chunk, job->chunk_len };
+	uint64_t hash = hash_chunk(&key);
+	struct cache_entry *e = cache_find(vm, hash, &key);
 	if (e != NULL) {
 		e->last_used = ++vm->clock;
 		out->cache_hit = 1;
@@ -169,7 +200,7 @@ vm_cache_push_function(struct vm *vm, const struct vm_job *job, struct vm_outcom
 		return -1;
 	if (load_chunk(vm, job, out) == -1)
 		return -1;
-	cache_store(vm, hash, kind, job->chunk, job->chunk_len, has_upvalues(L));
+	cache_store(vm, hash, &key, has_upvalues(L));
 	return 0;
 }
 

@@ -18,6 +18,7 @@
 #include "vm/vm_env.h"
 #include "vm/vm_internal.h"
 #include "vm/vm_json.h"
+#include "vm/vm_log.h"
 
 /* string.rep refuses what would not fit in the heap before LuaJIT tries:
  * LuaJIT itself reports huge sizes as "string length overflow". */
@@ -171,15 +172,33 @@ safe_format(lua_State *L)
 	return 1;
 }
 
-/* Error handler of every job: keeps the message, stores the traceback. */
+/* The message of a table error value without __tostring: its "message"
+ * field (raw: no metamethod runs in the handler) when that is a string. */
+static const char *
+table_error_message(lua_State *L)
+{
+	lua_pushliteral(L, "message");
+	lua_rawget(L, 1);
+	if (lua_type(L, -1) == LUA_TSTRING)
+		return lua_tostring(L, -1);
+	lua_pop(L, 1);
+	return NULL;
+}
+
+/* Error handler of every job: keeps the message, stores the traceback and
+ * a table error value (vm.c encodes it as the answer's error_value). */
 static int
 on_job_error(lua_State *L)
 {
 	const char *msg = lua_tostring(L, 1);
+	if (lua_istable(L, 1)) {
+		lua_pushvalue(L, 1);
+		lua_rawseti(L, lua_upvalueindex(1), STATE_ERROR_VALUE);
+	}
 	if (msg == NULL) {
 		if (luaL_callmeta(L, 1, "__tostring") && lua_isstring(L, -1))
 			msg = lua_tostring(L, -1);
-		else
+		else if (!lua_istable(L, 1) || (msg = table_error_message(L)) == NULL)
 			msg = lua_pushfstring(L, "(error object is a %s value)",
 			    luaL_typename(L, 1));
 	}
@@ -192,14 +211,15 @@ on_job_error(lua_State *L)
 /*
  * The sandbox, written in Lua because it is mostly tables.  Receives the
  * real globals, the json table, the state table (slot 1: the running
- * job's environment, slot 2: the last traceback) and the address-free
- * tostring and string.format; returns the __index function that lends a
+ * job's environment, slot 2: the last traceback), the address-free
+ * tostring and string.format, the bounded coroutine.resume, print and the
+ * log table (vm_log.c); returns the __index function that lends a
  * job's environment the safe globals.  Each job gets its own metatable
  * around that function (vm_env_push), so nothing a job could reach in its
  * metatable is shared with the next job.
  */
 static const char sandbox_source[] =
-	"local G, json, state, safe_tostring, safe_format, limited_resume = ...\n"
+	"local G, json, state, safe_tostring, safe_format, limited_resume, print, log = ...\n"
 	"local pairs, rawset, real_load, real_setfenv = G.pairs, G.rawset, G.load, G.setfenv\n"
 	"local function copy(t) local c = {} for k, v in pairs(t) do c[k] = v end return c end\n"
 	"local base = {}\n"
@@ -208,6 +228,7 @@ static const char sandbox_source[] =
 	"  'setmetatable','getmetatable'} do base[k] = G[k] end\n"
 	"base._VERSION = G._VERSION\n"
 	"base.tostring = safe_tostring\n"
+	"base.print = print\n"
 	"function base.load(chunk, name, mode, env)\n"
 	"  local f, err = real_load(chunk, name, 't')\n"
 	"  if not f then return nil, err end\n"
@@ -232,7 +253,7 @@ static const char sandbox_source[] =
 	"  return function(...) return wrapped(limited_resume(co, ...)) end\n"
 	"end\n"
 	"local libs = { string = string, table = G.table, math = math, bit = G.bit,\n"
-	"  coroutine = coroutine, os = os, json = json }\n"
+	"  coroutine = coroutine, os = os, json = json, log = log }\n"
 	"local function index(env, k)\n"
 	"  local lib = libs[k]\n"
 	"  if lib then lib = copy(lib) rawset(env, k, lib) return lib end\n"
@@ -276,7 +297,8 @@ open_sandbox(lua_State *L)
 	lua_getfield(L, -1, "resume");
 	lua_remove(L, -2);
 	lua_pushcclosure(L, limited_resume, 1);
-	lua_call(L, 6, 1);
+	vm_log_push_functions(L, -3);		/* print and log, with safe tostring */
+	lua_call(L, 8, 1);
 	vm->index_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	return 0;
 }

@@ -20,7 +20,8 @@ enum {
 	STATE_CONTEXT,		/* the loaded request's context */
 	STATE_REQUEST,		/* the loaded request */
 	STATE_IDS,		/* this job's object -> number, for tostring */
-	STATE_LAST = STATE_IDS
+	STATE_ERROR_VALUE,	/* the last error's value, when a table */
+	STATE_LAST = STATE_ERROR_VALUE
 };
 
 /* Coroutines resuming coroutines: deeper nesting is a Lua error, not a C
@@ -39,6 +40,7 @@ struct cache_entry {
 struct vm {
 	lua_State *L;
 	size_t used, limit;
+	size_t peak;			/* largest `used` since the request was loaded */
 	int memory_refused;
 	volatile int interrupted;
 	struct vm_limits limits;
@@ -54,6 +56,8 @@ struct vm {
 	uint64_t clock;
 	unsigned next_object_id;	/* tostring numbers, per job */
 	unsigned coroutine_depth;	/* nested coroutine.resume, per job */
+	struct buffer log;		/* the job's print and log.* entries (vm_log.c) */
+	int log_truncated;		/* the marker is written: drop the rest */
 };
 
 /* The vm a Lua state belongs to (the allocator's user data). */

@@ -46,6 +46,7 @@
 
 #include "vm/vm_json_common.h"
 #include "vm/vm_json_decode.h"
+#include "vm/vm_json_path.h"
 #include "vm/vm_json_scan.h"
 
 /* cJSON's own nesting limit; also the deepest recursion of this file. */
@@ -59,6 +60,10 @@
  * the room a small table after a large one may waste. */
 #define HINTED_LEVELS		32u
 #define SIZE_HINT_LIMIT		64
+
+/* Levels of a too-deep request's path kept: more than its message shows
+ * (the path is cut at 192 bytes, each level takes at least two). */
+#define DEEP_PATH_LEVELS	100u
 
 /* First size of the scratch space for strings with escapes. */
 #define SCRATCH_MIN_SIZE	256
@@ -85,6 +90,10 @@ struct decoder {
 	unsigned short array_sizes[HINTED_LEVELS];
 	int reject_duplicates;		/* requests: a key twice is an error */
 	char duplicate[64];		/* the key, printable, for the message */
+	/* Requests: the path to a value nested too deep, one link per level
+	 * from the root, written only as that failure unwinds. */
+	struct vm_json_path deep_path[DEEP_PATH_LEVELS];
+	unsigned deep_levels;
 };
 
 static int decode_value(struct decoder *d, unsigned depth);
@@ -268,6 +277,20 @@ remember_size(unsigned short *hints, unsigned depth, int size)
 		hints[depth] = (unsigned short)(size < SIZE_HINT_LIMIT ? size : SIZE_HINT_LIMIT);
 }
 
+/* On the way out of a depth failure in a request: the container at
+ * `depth` holds the too-deep value under key (len bytes, on the Lua stack
+ * until the failure is reported) or, when key is NULL, at index. */
+static void
+note_deep_path(struct decoder *d, unsigned depth, const char *key, size_t len, int index)
+{
+	if (d->failure != FAILED_DEPTH || !d->reject_duplicates || depth >= DEEP_PATH_LEVELS)
+		return;
+	d->deep_path[depth] = (struct vm_json_path){ .key = key, .key_len = len,
+	    .index = index };
+	if (depth + 1 > d->deep_levels)
+		d->deep_levels = depth + 1;
+}
+
 static int
 enter_container(struct decoder *d, unsigned depth)
 {
@@ -324,8 +347,10 @@ decode_array(struct decoder *d, unsigned depth)
 	do {
 		if (count == INT_MAX)
 			return fail_syntax(d, d->at);
-		if (decode_value(d, depth + 1) == -1)
+		if (decode_value(d, depth + 1) == -1) {
+			note_deep_path(d, depth, NULL, 0, count + 1);
 			return -1;
+		}
 		lua_rawseti(d->L, -2, ++count);
 	} while ((done = next_member(d, ']')) == 0);
 	remember_size(d->array_sizes, depth, count);
@@ -345,7 +370,13 @@ decode_member(struct decoder *d, unsigned depth)
 		return fail_syntax(d, d->at);
 	d->at++;
 	skip_whitespace(d);
-	return decode_value(d, depth + 1);
+	int key = lua_gettop(d->L);
+	if (decode_value(d, depth + 1) == 0)
+		return 0;
+	size_t len;
+	const char *text = lua_tolstring(d->L, key, &len);
+	note_deep_path(d, depth, text, len, 0);
+	return -1;
 }
 
 /* With the member's key and value on the stack above its object: -1 if
@@ -442,6 +473,30 @@ decode_value(struct decoder *d, unsigned depth)
 
 /* Errors ----------------------------------------------------------------- */
 
+/* A request object with a value nested too deep.  A root that is no
+ * object is no request: "[[[[..." stays a JSON error. */
+static int
+names_deep_path(const struct decoder *d)
+{
+	return d->failure == FAILED_DEPTH && d->deep_levels > 0 && d->deep_path[0].key != NULL;
+}
+
+/* A request's value nested too deep: "context.a[2]...: nested deeper than
+ * max_json_depth (N)", N being the limit below the request object.  The
+ * path starts at the request's field, "context" for a context. */
+static void
+report_deep_path(const struct decoder *d, char *err, size_t errlen)
+{
+	struct vm_json_path links[DEEP_PATH_LEVELS];
+	int in_context = d->deep_path[0].key_len == 7 &&
+	    memcmp(d->deep_path[0].key, "context", 7) == 0;
+
+	memcpy(links, d->deep_path, d->deep_levels * sizeof(links[0]));
+	vm_json_path_fail_levels(err, errlen, in_context ? "context" : "request",
+	    links + in_context, d->deep_levels - (unsigned)in_context,
+	    "nested deeper than max_json_depth (%u)", d->max_depth - 1);
+}
+
 /* Fills err with the failure and its line and column (1-based, bytes). */
 static void
 report(const struct decoder *d, char *err, size_t errlen)
@@ -452,6 +507,10 @@ report(const struct decoder *d, char *err, size_t errlen)
 
 	if (err == NULL || errlen == 0)
 		return;
+	if (names_deep_path(d)) {
+		report_deep_path(d, err, errlen);
+		return;
+	}
 	if (d->failure == FAILED_DEPTH) {
 		snprintf(err, errlen, "JSON nested deeper than %u levels", d->max_depth);
 		return;
@@ -498,6 +557,7 @@ decode_text(lua_State *L, const char *text, size_t len, unsigned max_depth,
 	d.scratch_size = 0;
 	d.failure = FAILED_SYNTAX;
 	d.failed_at = d.text;
+	d.deep_levels = 0;
 	memset(d.object_sizes, 0, sizeof(d.object_sizes));
 	memset(d.array_sizes, 0, sizeof(d.array_sizes));
 	if (!lua_checkstack(L, 4)) {
@@ -522,7 +582,7 @@ decode_text(lua_State *L, const char *text, size_t len, unsigned max_depth,
 fail:
 	report(&d, err, errlen);
 	lua_settop(L, top);
-	return -1;
+	return names_deep_path(&d) ? -2 : -1;
 }
 
 int

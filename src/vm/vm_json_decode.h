@@ -27,7 +27,10 @@ int vm_json_decode(lua_State *L, const char *text, size_t len, unsigned max_dept
     char *err, size_t errlen);
 /* The same for a request body, where a key given twice at any level is
  * ambiguous (the supervisor and the worker could read different ones):
- * -1 with "duplicate key \"k\" at line L, column C". */
+ * -1 with "duplicate key \"k\" at line L, column C".  A value nested deeper
+ * than max_depth returns -2, and err names where, below the request:
+ * "context.a[2]: nested deeper than max_json_depth (N)", N = max_depth - 1
+ * (the request object is the first level). */
 int vm_json_decode_request(lua_State *L, const char *text, size_t len, unsigned max_depth,
     char *err, size_t errlen);
 

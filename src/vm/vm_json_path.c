@@ -107,15 +107,15 @@ path_append(struct text *t, const struct vm_json_path *at)
 	}
 }
 
-void
-vm_json_path_fail(char *err, size_t errlen, const struct vm_json_path *at,
-    const char *format, ...)
+/* The path and message, as vm_json_path_fail describes. */
+static void
+fail_at(char *err, size_t errlen, const struct vm_json_path *at, const char *format,
+    va_list ap)
 {
 	char path[PATH_TEXT_SIZE], message[128];
 	/* Half of err at most for the path, three bytes kept for "...". */
 	size_t room = errlen / 2 < sizeof(path) ? errlen / 2 : sizeof(path);
 	struct text t = { path, 0, room > 8 ? room - 3 : 5, 0 };
-	va_list ap;
 
 	if (err == NULL || errlen == 0)
 		return;
@@ -123,8 +123,34 @@ vm_json_path_fail(char *err, size_t errlen, const struct vm_json_path *at,
 	path_append(&t, at);
 	if (t.truncated)
 		memcpy(path + t.len, "...", 4);
-	va_start(ap, format);
 	vsnprintf(message, sizeof(message), format, ap);
-	va_end(ap);
 	snprintf(err, errlen, "%s: %s", path, message);
+}
+
+void
+vm_json_path_fail(char *err, size_t errlen, const struct vm_json_path *at,
+    const char *format, ...)
+{
+	va_list ap;
+
+	va_start(ap, format);
+	fail_at(err, errlen, at, format, ap);
+	va_end(ap);
+}
+
+void
+vm_json_path_fail_levels(char *err, size_t errlen, const char *root,
+    struct vm_json_path *levels, unsigned count, const char *format, ...)
+{
+	struct vm_json_path top = { .key = root, .key_len = strlen(root) };
+	const struct vm_json_path *parent = &top;
+	va_list ap;
+
+	for (unsigned i = 0; i < count; i++) {
+		levels[i].parent = parent;
+		parent = &levels[i];
+	}
+	va_start(ap, format);
+	fail_at(err, errlen, parent, format, ap);
+	va_end(ap);
 }

@@ -31,4 +31,10 @@ struct vm_json_path {
 void vm_json_path_fail(char *err, size_t errlen, const struct vm_json_path *at,
     const char *format, ...) __attribute__((format(printf, 4, 5)));
 
+/* The same for a path given as an array, root first: levels[0] is the
+ * step below a root named `root`.  Sets each level's parent. */
+void vm_json_path_fail_levels(char *err, size_t errlen, const char *root,
+    struct vm_json_path *levels, unsigned count, const char *format, ...)
+    __attribute__((format(printf, 6, 7)));
+
 #endif

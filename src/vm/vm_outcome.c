@@ -33,6 +33,9 @@ vm_outcome_reset(struct vm_outcome *out)
 	out->cache_hit = out->cache_miss = out->soft_stopped = out->heap_high = 0;
 	out->replace = VM_REPLACE_NO;
 	out->chunk_is_source = 0;
+	out->body_has_logs = 0;
 	buffer_reset(&out->body);
 	buffer_reset(&out->traceback);
+	buffer_reset(&out->logs);
+	buffer_reset(&out->error_value);
 }

@@ -8,7 +8,7 @@
 
 void vm_outcome_set(struct vm_outcome *out, enum luapool_status status, const char *code,
     const char *message);
-/* Back to "ok" with empty body and traceback (buffers reset, not freed). */
+/* Back to "ok" with empty buffers (reset, not freed). */
 void vm_outcome_reset(struct vm_outcome *out);
 
 #endif

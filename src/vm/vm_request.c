@@ -1,13 +1,14 @@
 /*
  * vm_request.c - a job's JSON request, decoded straight into the VM and
  * checked: the chunk (source, base64 bytecode, or a stored script's chunk
- * sent beside the JSON), the context, timeout_ms and name.
+ * sent beside the JSON), the context, timeout_ms, name and usage.
  *
  * Everything here is client input: refuse anything malformed with a clear
  * code; never keep anything past the job (vm_end_job clears it).
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/base64.h"
 #include "vm/vm_internal.h"
@@ -180,18 +181,75 @@ take_request_chunk(struct vm *vm, lua_State *L, struct vm_request *req, struct v
 	return take_request_bytecode(vm, L, req, out);
 }
 
+/* The chunk's name: the request's "name", else the name sent beside a
+ * stored script's chunk, else none ("job"). */
 static int
-take_request_name(struct vm *vm, lua_State *L, struct vm_outcome *out)
+take_request_name(struct vm *vm, lua_State *L, struct vm_request *req,
+    struct vm_outcome *out)
 {
 	int type = request_field(L, "name");
 	vm->loaded.name = NULL;
-	if (type == LUA_TNIL || is_json_null(L, -1))
+	if (type == LUA_TNIL || is_json_null(L, -1)) {
+		if (req->chunk_name && req->chunk_len) {
+			snprintf(vm->loaded_name, sizeof(vm->loaded_name), "%s", req->chunk_name);
+			vm->loaded.name = vm->loaded_name;
+		}
 		return 0;
+	}
 	if (type != LUA_TSTRING)
 		return load_failed(out, LUAPOOL_E_INVALID, "invalid_request",
 		    "\"name\" must be a string");
 	snprintf(vm->loaded_name, sizeof(vm->loaded_name), "%s", lua_tostring(L, -1));
 	vm->loaded.name = vm->loaded_name;
+	return 0;
+}
+
+/* "usage": true asks for the job's usage beside its result. */
+static int
+take_request_usage(lua_State *L, struct vm_request *req, struct vm_outcome *out)
+{
+	int type = request_field(L, "usage");
+	if (type == LUA_TNIL || is_json_null(L, -1))
+		return 0;
+	if (type != LUA_TBOOLEAN)
+		return load_failed(out, LUAPOOL_E_INVALID, "invalid_request",
+		    "\"usage\" must be true or false");
+	req->usage = lua_toboolean(L, -1);
+	return 0;
+}
+
+/* Every field a request may have; any other is refused, so a misspelled
+ * one ("contxt") is an error, not silently ignored.  Some fields mean
+ * nothing to some routes (a stored script's run ignores "source"). */
+static const char *const known_fields[] = {
+	"source", "bytecode", "context", "timeout_ms", "name", "usage"
+};
+
+/* The request table at index 1 has only known fields; one pass. */
+static int
+check_request_fields(lua_State *L, struct vm_outcome *out)
+{
+	lua_pushnil(L);
+	while (lua_next(L, 1) != 0) {
+		lua_pop(L, 1);
+		size_t len;
+		const char *key = lua_tolstring(L, -1, &len);
+		size_t i = 0;
+		while (i < sizeof(known_fields) / sizeof(known_fields[0]) &&
+		    (strlen(known_fields[i]) != len || memcmp(known_fields[i], key, len) != 0))
+			i++;
+		if (i < sizeof(known_fields) / sizeof(known_fields[0]))
+			continue;
+		/* At most 64 bytes of the name, cut before a UTF-8 character. */
+		int shown = len > 64 ? 64 : (int)len;
+		while (shown > 0 && (size_t)shown < len && ((unsigned char)key[shown] & 0xC0) == 0x80)
+			shown--;
+		snprintf(out->message, sizeof(out->message), "unknown field \"%.*s\"%s", shown,
+		    key, (size_t)shown < len ? "..." : "");
+		out->status = LUAPOOL_E_INVALID;
+		out->code = "unknown_field";
+		return -1;
+	}
 	return 0;
 }
 
@@ -204,8 +262,11 @@ load_protected(lua_State *L)
 	char err[256];
 	lua_settop(L, 0);
 	/* One level above the context's own limit: the request object. */
-	if (vm_json_decode_request(L, req->text, req->len, vm->limits.max_depth + 1, err,
-	    sizeof(err)) == -1)
+	int decoded = vm_json_decode_request(L, req->text, req->len, vm->limits.max_depth + 1,
+	    err, sizeof(err));
+	if (decoded == -2)	/* valid JSON, but a request this server refuses */
+		return load_failed(lc->out, LUAPOOL_E_INVALID, "invalid_request", err), 0;
+	if (decoded == -1)
 		return load_failed(lc->out, LUAPOOL_E_INVALID, "invalid_json", err), 0;
 	if (!lua_istable(L, 1) || lua_getmetatable(L, 1))
 		return load_failed(lc->out, LUAPOOL_E_INVALID, "invalid_request",
@@ -214,9 +275,11 @@ load_protected(lua_State *L)
 	lua_pushvalue(L, 1);
 	lua_rawseti(L, -2, STATE_REQUEST);
 	lua_settop(L, 1);
-	if (take_request_name(vm, L, lc->out) == -1 ||
+	if (check_request_fields(L, lc->out) == -1 ||
+	    take_request_name(vm, L, req, lc->out) == -1 ||
 	    take_request_context(vm, L, lc->out) == -1 ||
 	    take_request_timeout(L, req, lc->out) == -1 ||
+	    take_request_usage(L, req, lc->out) == -1 ||
 	    take_request_chunk(vm, L, req, lc->out) == -1)
 		return 0;
 	vm->loaded_ok = 1;
@@ -228,7 +291,9 @@ vm_request_load(struct vm *vm, struct vm_request *req, struct vm_outcome *out)
 {
 	vm_outcome_reset(out);
 	vm_end_job(vm, 0);
+	vm->peak = vm->used;
 	req->timeout_ms = 0;
+	req->usage = 0;
 	vm->loaded_compile = req->compile;
 	vm->loaded_check = req->check_script;
 	struct load_call lc = { .vm = vm, .request = req, .out = out };

@@ -106,6 +106,32 @@ job_deadline(const struct frame_header *h, const struct vm_request *req,
 	return h->enqueued_ns + (int64_t)timeout * 1000000;
 }
 
+/* A chunk sent with its name in front ("name\0chunk", FRAME_CHUNK_NAMED):
+ * split it.  The pool wrote it, so a malformed one only loses the name. */
+static void
+take_chunk_name(struct vm_request *req, const struct frame_header *h)
+{
+	if (!(h->flags & FRAME_CHUNK_NAMED) || req->chunk == NULL)
+		return;
+	size_t room = req->chunk_len < FRAME_CHUNK_NAME_MAX + 1 ? req->chunk_len :
+	    FRAME_CHUNK_NAME_MAX + 1;
+	const char *nul = memchr(req->chunk, '\0', room);
+	if (nul == NULL)
+		return;
+	req->chunk_name = req->chunk;
+	req->chunk_len -= (size_t)(nul + 1 - req->chunk);
+	req->chunk = req->chunk_len ? nul + 1 : NULL;
+}
+
+static int64_t
+thread_cpu_ns(void)
+{
+	struct timespec ts;
+	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == -1)
+		return 0;
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 static void
 run_job(struct vm *vm, const struct frame_header *h, const char *payload,
     const struct worker_options *opts, struct vm_outcome *out)
@@ -114,11 +140,15 @@ run_job(struct vm *vm, const struct frame_header *h, const char *payload,
 		.text = payload + h->chunk_len, .len = h->length - h->chunk_len,
 		.chunk = h->chunk_len ? payload : NULL, .chunk_len = h->chunk_len,
 		.chunk_is_source = (h->flags & FRAME_CHUNK_IS_SOURCE) != 0,
+		.chunk_name = NULL,
 		.compile = h->type == FRAME_COMPILE,
 		.check_script = h->type == FRAME_COMPILE && (h->flags & FRAME_CHECK_SCRIPT),
 		.allow_bytecode = opts->allow_bytecode,
 		.max_timeout_ms = opts->max_timeout_ms,
 	};
+	out->usage = 0;
+	out->cpu_ns = 0;
+	take_chunk_name(&req, h);
 	if (vm_request_load(vm, &req, out) == -1)
 		return;
 	int64_t deadline = job_deadline(h, &req, opts);
@@ -130,6 +160,9 @@ run_job(struct vm *vm, const struct frame_header *h, const char *payload,
 	}
 	prepare_hard_stop_reply(h->job_id);
 	soft_stop_sent = 0;
+	/* CPU time is a real system call (no vDSO for CPU clocks): only when
+	 * asked, and from here, so decoding the request is not counted. */
+	int64_t cpu_start = req.usage ? thread_cpu_ns() : 0;
 	/* Re-arm before marking the job running: a signal from the previous
 	 * job's timer arrives by the end of timer_settime and finds no job. */
 	arm_timer_at(deadline);
@@ -138,6 +171,11 @@ run_job(struct vm *vm, const struct frame_header *h, const char *payload,
 	/* The timer stays armed: if it fires between jobs the handler sees
 	 * job_running == 0, and the next job re-arms it.  One syscall less. */
 	job_running = 0;
+	if (req.usage) {
+		int64_t cpu = thread_cpu_ns() - cpu_start;
+		out->usage = 1;
+		out->cpu_ns = cpu > 0 ? (uint64_t)cpu : 0;
+	}
 }
 
 static int
@@ -145,7 +183,8 @@ send_reply(const struct frame_header *request, const struct vm_outcome *out, int
 {
 	struct frame_header h = {
 		.type = FRAME_REPLY, .job_id = request->job_id, .status = out->status,
-		.run_ns = (uint64_t)run_ns,
+		.run_ns = (uint64_t)run_ns, .cpu_ns = out->cpu_ns,
+		.heap_peak_bytes = out->heap_peak_bytes,
 	};
 	h.flags = (out->soft_stopped ? FRAME_SOFT_STOP : 0) |
 	    (out->cache_hit ? FRAME_CACHE_HIT : 0) | (out->cache_miss ? FRAME_CACHE_MISS : 0) |
@@ -153,16 +192,23 @@ send_reply(const struct frame_header *request, const struct vm_outcome *out, int
 	    (out->replace == VM_REPLACE_BAD_LOAD ? FRAME_REPLACE_BAD_LOAD : 0) |
 	    (out->replace == VM_REPLACE_DAMAGED ? FRAME_REPLACE_DAMAGED : 0) |
 	    (out->replace == VM_REPLACE_MEMORY ? FRAME_REPLACE_MEMORY : 0) |
-	    (out->chunk_is_source ? FRAME_REPLY_SOURCE : 0);
+	    (out->chunk_is_source ? FRAME_REPLY_SOURCE : 0) | (out->usage ? FRAME_USAGE : 0) |
+	    (out->body_has_logs ? FRAME_REPLY_LOGS : 0);
 	if (out->status == LUAPOOL_OK)
 		return frame_send(FRAME_WORKER_FD, &h, out->body.data, out->body.len);
-	/* code \0 message \0 traceback */
+	/* code \0 message \0 traceback [\0 logs \0 error_value] */
 	struct buffer err;
 	buffer_init(&err, 0);
 	buffer_append(&err, out->code, strlen(out->code) + 1);
 	buffer_append(&err, out->message, strlen(out->message) + 1);
 	if (out->traceback.len)
 		buffer_append(&err, out->traceback.data, out->traceback.len);
+	if (out->logs.len || out->error_value.len) {
+		buffer_append_char(&err, '\0');
+		buffer_append(&err, out->logs.data, out->logs.len);
+		buffer_append_char(&err, '\0');
+		buffer_append(&err, out->error_value.data, out->error_value.len);
+	}
 	int rc = frame_send(FRAME_WORKER_FD, &h, err.data, err.len);
 	buffer_free(&err);
 	return rc;
@@ -227,6 +273,8 @@ worker_run(struct vm *vm, const struct worker_options *opts)
 	buffer_init(&in, 0);
 	buffer_init(&out.body, opts->vm.max_result_bytes + 64);
 	buffer_init(&out.traceback, 16384);
+	buffer_init(&out.logs, 0);	/* bounded by max_log_bytes (vm_log.c) */
+	buffer_init(&out.error_value, opts->vm.max_result_bytes);
 	grace_ns = (int64_t)opts->grace_ms * 1000000;
 	const char *version = vm_version();
 	if (frame_send(FRAME_WORKER_FD, &h, version, strlen(version)) == -1)
@@ -237,6 +285,7 @@ worker_run(struct vm *vm, const struct worker_options *opts)
 		payload[h.length] = '\0';
 		int64_t start = frame_now_ns();
 		run_job(vm, &h, payload, opts, &out);
+		out.heap_peak_bytes = vm_heap_peak(vm);
 		payload[h.length] = saved;
 		if (send_reply(&h, &out, frame_now_ns() - start) == -1)
 			break;
@@ -247,5 +296,7 @@ done:
 	buffer_free(&in);
 	buffer_free(&out.body);
 	buffer_free(&out.traceback);
+	buffer_free(&out.logs);
+	buffer_free(&out.error_value);
 	return bad ? 2 : 0;
 }

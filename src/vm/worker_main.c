@@ -50,6 +50,7 @@ parse_args(int argc, char **argv, struct worker_options *o, pid_t *parent,
 	o->vm.memory_bytes = 128u << 20;
 	o->vm.max_result_bytes = 1u << 20;
 	o->vm.max_depth = 256;
+	o->vm.max_log_bytes = 64u << 10;
 	o->vm.cache_entries = 256;
 	o->grace_ms = 3;
 	o->default_timeout_ms = 1000;
@@ -66,6 +67,8 @@ parse_args(int argc, char **argv, struct worker_options *o, pid_t *parent,
 			o->vm.max_result_bytes = v;
 		else if (strcmp(k, "--max-depth") == 0)
 			o->vm.max_depth = (unsigned)v;
+		else if (strcmp(k, "--max-log-bytes") == 0)
+			o->vm.max_log_bytes = v;
 		else if (strcmp(k, "--cache") == 0)
 			o->vm.cache_entries = (unsigned)v;
 		else if (strcmp(k, "--grace-ms") == 0)
@@ -103,7 +106,7 @@ static size_t
 address_space_limit(const struct worker_options *o)
 {
 	return 2 * o->vm.memory_bytes + 2 * o->vm.max_result_bytes +
-	    2 * o->max_request_bytes + ADDRESS_SPACE_MARGIN;
+	    2 * o->vm.max_log_bytes + 2 * o->max_request_bytes + ADDRESS_SPACE_MARGIN;
 }
 
 /* stdin reads nothing and stdout writes nowhere; stderr is the pool's log pipe. */

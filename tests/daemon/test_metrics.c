@@ -1,7 +1,8 @@
 /*
  * test_metrics.c - the Prometheus rendering: request counters by route and
  * status, cumulative histograms whose +Inf bucket matches _count, the pool
- * series from a stats struct, the syntax of every line of the exposition,
+ * series from a stats struct, the job-time histograms, build info and the
+ * process_* series, the syntax of every line of the exposition,
  * and (at the end) the sd_notify datagram of notify.c.
  *
  * The counters are process-wide: every test observes on routes and statuses
@@ -16,12 +17,14 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <check.h>
 
 #include "common/log.h"
 #include "daemon/metrics.h"
+#include "daemon/metrics_process.h"
 #include "daemon/notify.h"
 
 static char *
@@ -122,6 +125,7 @@ START_TEST(render_should_print_help_and_type_of_every_family_without_requests)
 		"worker_recycles_total counter", "worker_replacements_total counter",
 		"cache_hits_total counter",
 		"cache_misses_total counter", "connections gauge", "scripts gauge",
+		"job_queue_seconds histogram", "job_run_seconds histogram",
 	};
 	char line[128];
 
@@ -179,6 +183,29 @@ START_TEST(histogram_should_treat_negative_and_nan_durations_as_zero)
 	assert_series(text, "luapoold_request_duration_seconds_bucket"
 	    "{route=\"scripts\",le=\"0.0005\"}", 2);
 	assert_series(text, "luapoold_request_duration_seconds_sum{route=\"scripts\"}", 0);
+	free(text);
+}
+END_TEST
+
+START_TEST(job_times_should_be_two_histograms_without_labels)
+{
+	char *text = render_text(NULL, 0, 0);
+	/* Shown with zeros before the first job. */
+	double before = series_value(text, "luapoold_job_run_seconds_count");
+	ck_assert(before >= 0);
+	free(text);
+
+	metrics_observe_job(0.0002, 0.003);
+	metrics_observe_job(0.02, 2.0);
+	text = render_text(NULL, 0, 0);
+	assert_series(text, "luapoold_job_queue_seconds_count", before + 2);
+	assert_series(text, "luapoold_job_run_seconds_count", before + 2);
+	assert_series(text, "luapoold_job_queue_seconds_bucket{le=\"0.0005\"}", before + 1);
+	assert_series(text, "luapoold_job_run_seconds_bucket{le=\"0.0025\"}", before);
+	assert_series(text, "luapoold_job_run_seconds_bucket{le=\"0.005\"}", before + 1);
+	assert_series(text, "luapoold_job_run_seconds_bucket{le=\"2.5\"}", before + 2);
+	assert_series(text, "luapoold_job_run_seconds_bucket{le=\"+Inf\"}", before + 2);
+	ck_assert(series_value(text, "luapoold_job_run_seconds_sum") >= 2.003);
 	free(text);
 }
 END_TEST
@@ -466,7 +493,8 @@ check_sample(struct families *f, const char *line, size_t len)
 {
 	size_t n = name_length(line, 1);
 	ck_assert_msg(n > 0, "bad sample: %.*s", (int)len, line);
-	ck_assert_msg(strncmp(line, "luapoold_", 9) == 0, "unprefixed: %.*s", (int)len, line);
+	ck_assert_msg(strncmp(line, "luapoold_", 9) == 0 || strncmp(line, "process_", 8) == 0,
+	    "unprefixed: %.*s", (int)len, line);
 	struct family *family = family_of_sample(f, line, n);
 	ck_assert_msg(family != NULL && family->type[0] != '\0',
 	    "sample before its TYPE: %.*s", (int)len, line);
@@ -494,6 +522,12 @@ START_TEST(render_should_produce_valid_exposition_lines)
 	metrics_observe(METRICS_ROUTE_OTHER, 405, 3.5);
 	fill_stats(&stats);
 	char *text = render_text(&stats, 1, 2);
+	struct buffer process;
+	buffer_init(&process, 0);
+	buffer_append_string(&process, text);
+	ck_assert_int_eq(metrics_process_render(&process, "LuaJIT \"2.1\"\n"), 0);
+	free(text);
+	text = buffer_steal(&process, NULL);
 	size_t total = strlen(text);
 	ck_assert_uint_gt(total, 0);
 	ck_assert_int_eq(text[total - 1], '\n');
@@ -512,8 +546,58 @@ START_TEST(render_should_produce_valid_exposition_lines)
 		ck_assert_msg(families.list[i].helped && families.list[i].type[0] != '\0',
 		    "%s needs HELP and TYPE", families.list[i].name);
 	}
-	ck_assert_int_eq(families.count, 15);
+	/* 17 luapoold_ families, build_info, and six process_ series. */
+	ck_assert_int_eq(families.count, 24);
 	free(text);
+}
+END_TEST
+
+/* Process series --------------------------------------------------------- */
+
+START_TEST(process_render_should_describe_this_process)
+{
+	struct buffer out;
+	buffer_init(&out, 0);
+	ck_assert_int_eq(metrics_process_render(&out, "LuaJIT 2.1.0-beta3"), 0);
+	char *text = buffer_steal(&out, NULL);
+	ck_assert_msg(strncmp(text, "# HELP luapoold_build_info ", 27) == 0, "%s", text);
+	ck_assert_ptr_nonnull(strstr(text, "\nluapoold_build_info{version=\"" LUAPOOL_VERSION
+	    "\",luajit=\"LuaJIT 2.1.0-beta3\"} 1\n"));
+	ck_assert(series_value(text, "process_resident_memory_bytes") > 100 * 1024);
+	ck_assert(series_value(text, "process_virtual_memory_bytes") >=
+	    series_value(text, "process_resident_memory_bytes"));
+	ck_assert(series_value(text, "process_cpu_seconds_total") >= 0);
+	ck_assert(series_value(text, "process_max_fds") > 0);
+	/* stdin, stdout, stderr at least, and one more opened here. */
+	double fds = series_value(text, "process_open_fds");
+	int fd = dup(2);
+	free(text);
+	buffer_init(&out, 0);
+	ck_assert_int_eq(metrics_process_render(&out, ""), 0);
+	text = buffer_steal(&out, NULL);
+	ck_assert(fds >= 3);
+	assert_series(text, "process_open_fds", fds + 1);
+	close(fd);
+	double start = series_value(text, "process_start_time_seconds");
+	double now = (double)time(NULL);
+	ck_assert_msg(start > now - 600 && start <= now + 1, "start %f, now %f", start, now);
+	free(text);
+}
+END_TEST
+
+START_TEST(process_render_should_escape_the_engine_label_and_fail_when_full)
+{
+	struct buffer out;
+	buffer_init(&out, 0);
+	ck_assert_int_eq(metrics_process_render(&out, "a\"b\\c\nd"), 0);
+	char *text = buffer_steal(&out, NULL);
+	ck_assert_ptr_nonnull(strstr(text, "luajit=\"a\\\"b\\\\cd\"} 1\n"));
+	free(text);
+	buffer_init(&out, 200);
+	buffer_append_string(&out, "kept");
+	ck_assert_int_eq(metrics_process_render(&out, "x"), -1);
+	ck_assert_uint_eq(out.len, 4);
+	buffer_free(&out);
 }
 END_TEST
 
@@ -617,12 +701,15 @@ metrics_suite(void)
 	tcase_add_test(requests, histogram_buckets_should_be_cumulative_and_match_the_count);
 	tcase_add_test(requests, histogram_should_treat_negative_and_nan_durations_as_zero);
 	tcase_add_test(requests, observe_from_several_threads_should_lose_no_counts);
+	tcase_add_test(requests, job_times_should_be_two_histograms_without_labels);
 
 	tcase_add_test(pool, render_should_print_the_pool_stats);
 	tcase_add_test(pool, render_without_stats_should_print_zero_pool_series);
 	tcase_add_test(pool, render_should_fail_and_leave_the_buffer_as_it_was_over_its_limit);
 
 	tcase_add_test(syntax, render_should_produce_valid_exposition_lines);
+	tcase_add_test(syntax, process_render_should_describe_this_process);
+	tcase_add_test(syntax, process_render_should_escape_the_engine_label_and_fail_when_full);
 
 	tcase_add_test(notify, notify_send_should_do_nothing_without_notify_socket);
 	tcase_add_test(notify, notify_send_should_deliver_the_state_to_a_socket_path);

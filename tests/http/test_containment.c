@@ -124,8 +124,10 @@ START_TEST(workers_should_have_an_address_space_limit)
 			ck_assert_msg(strncmp(value, "unlimited", 9) == 0, "%s", value);
 			continue;
 		}
-		/* 2 x 128 MiB heap + 2 x 1 MiB result + 2 x 256 MiB request + 256 MiB */
-		unsigned long long expected = (2ULL * 128 + 2 + 2 * 256 + 256) << 20;
+		/* 2 x 128 MiB heap + 2 x 1 MiB result + 2 x 64 KiB log + 2 x 256 MiB
+		 * request + 256 MiB */
+		unsigned long long expected = ((2ULL * 128 + 2 + 2 * 256 + 256) << 20) +
+		    2 * 65536;
 		ck_assert_msg(strtoull(value, NULL, 10) == expected, "worker %d: %s",
 		    (int)workers[i], value);
 	}

@@ -78,7 +78,8 @@ START_TEST(a_big_invalid_put_should_stall_nothing_and_leave_no_memory_behind)
 	apitest_start(options);
 	size_t n = 3900000, len = 0;
 	char *body = malloc(2 * n + 64);
-	len += (size_t)sprintf(body, "{\"source\":5,\"x\":[");
+	/* A known field (an unknown one is refused before anything else). */
+	len += (size_t)sprintf(body, "{\"source\":5,\"context\":[");
 	for (size_t i = 0; i < n; i++) {
 		memcpy(body + len, "1,", 2);
 		len += 2;

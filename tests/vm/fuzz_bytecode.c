@@ -31,6 +31,7 @@
 
 #define FUZZ_MEMORY_BYTES	(32u * 1024u * 1024u)
 #define FUZZ_RESULT_BYTES	(64u * 1024u)
+#define FUZZ_TRACEBACK_BYTES	16384u
 #define FUZZ_MAX_DEPTH		32u
 #define FUZZ_CACHE_ENTRIES	8u
 #define FUZZ_DEADLINE_NS	20000000L	/* 20 ms of CPU time per input */
@@ -104,8 +105,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (fuzz_vm == NULL) {
 		fuzz_setup();
-		buffer_init(&out.body, 0);
-		buffer_init(&out.traceback, 0);
+		/* As worker.c sizes them: the body limit is what stops the
+		 * encoder at max_result_bytes. */
+		buffer_init(&out.body, FUZZ_RESULT_BYTES + 64);
+		buffer_init(&out.traceback, FUZZ_TRACEBACK_BYTES);
 		verbose = getenv("FUZZ_BYTECODE_VERBOSE") != NULL;
 	}
 	struct vm_job job = {

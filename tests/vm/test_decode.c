@@ -660,6 +660,31 @@ END_TEST
 
 /* Depth ------------------------------------------------------------------ */
 
+START_TEST(a_request_too_deep_should_name_the_path_and_a_non_object_should_not)
+{
+	lua_State *L = new_state();
+	char err[256];
+	static const char deep[] = "{\"source\":\"x\",\"context\":{\"a\":[{\"b c\":[1]}]}}";
+
+	/* The request is level 1: the context may nest max_depth - 1. */
+	ck_assert_int_eq(vm_json_decode_request(L, deep, strlen(deep), 5, err, sizeof(err)), 0);
+	lua_pop(L, 1);
+	ck_assert_int_eq(vm_json_decode_request(L, deep, strlen(deep), 4, err, sizeof(err)), -2);
+	ck_assert_str_eq(err, "context.a[1][\"b c\"]: nested deeper than max_json_depth (3)");
+	static const char other[] = "{\"x\":[[[]]],\"source\":\"x\"}";
+	ck_assert_int_eq(vm_json_decode_request(L, other, strlen(other), 3, err, sizeof(err)), -2);
+	ck_assert_str_eq(err, "request.x[1][1]: nested deeper than max_json_depth (2)");
+	/* A root that is no object is no request: a JSON error. */
+	ck_assert_int_eq(vm_json_decode_request(L, "[[[[", 4, 3, err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "JSON nested deeper than 3 levels");
+	/* json.decode keeps its own message. */
+	ck_assert_int_eq(vm_json_decode(L, deep, strlen(deep), 4, err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "JSON nested deeper than 4 levels");
+	ck_assert_int_eq(lua_gettop(L), 0);
+	lua_close(L);
+}
+END_TEST
+
 START_TEST(decode_should_refuse_100000_nested_brackets_without_crashing)
 {
 	static const size_t levels = 100000;
@@ -966,6 +991,7 @@ decode_suite(void)
 
 	tcase_add_test(limits, decode_should_refuse_100000_nested_brackets_without_crashing);
 	tcase_add_test(limits, decode_should_accept_nesting_up_to_the_limit);
+	tcase_add_test(limits, a_request_too_deep_should_name_the_path_and_a_non_object_should_not);
 	tcase_add_test(limits, decode_should_survive_running_out_of_memory);
 	tcase_set_timeout(limits, 30);
 	suite_add_tcase(suite, limits);
