@@ -31,19 +31,22 @@ buffer_reset(struct buffer *b)
 	b->len = 0;
 }
 
-int
-buffer_reserve(struct buffer *b, size_t extra)
+/* The capacity b needs for extra more bytes and its spare byte: 0 if it
+ * has it already, -1 past the limit (or overflow). */
+static int
+capacity_needed(const struct buffer *b, size_t extra, size_t *need)
 {
 	if (extra > (size_t)-1 / 2 - b->len)
 		return -1;
-	size_t need = b->len + extra;
-	if (b->limit && need > b->limit)
+	*need = b->len + extra;
+	if (b->limit && *need > b->limit)
 		return -1;
-	if (need + 1 <= b->cap)
-		return 0;
-	size_t cap = b->cap ? b->cap : 256;
-	while (cap < need + 1)
-		cap *= 2;
+	return *need + 1 <= b->cap ? 0 : 1;
+}
+
+static int
+grow_to(struct buffer *b, size_t cap)
+{
 	char *data = realloc(b->data, cap);
 	if (data == NULL)
 		return -1;
@@ -53,21 +56,26 @@ buffer_reserve(struct buffer *b, size_t extra)
 }
 
 int
+buffer_reserve(struct buffer *b, size_t extra)
+{
+	size_t need;
+	int rc = capacity_needed(b, extra, &need);
+	if (rc <= 0)
+		return rc;
+	size_t cap = b->cap ? b->cap : 256;
+	while (cap < need + 1)
+		cap *= 2;
+	return grow_to(b, cap);
+}
+
+int
 buffer_reserve_exact(struct buffer *b, size_t extra)
 {
-	if (extra > (size_t)-1 / 2 - b->len)
-		return -1;
-	size_t need = b->len + extra;
-	if (b->limit && need > b->limit)
-		return -1;
-	if (need + 1 <= b->cap)
-		return 0;
-	char *data = realloc(b->data, need + 1);
-	if (data == NULL)
-		return -1;
-	b->data = data;
-	b->cap = need + 1;
-	return 0;
+	size_t need;
+	int rc = capacity_needed(b, extra, &need);
+	if (rc <= 0)
+		return rc;
+	return grow_to(b, need + 1);
 }
 
 int
