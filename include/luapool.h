@@ -67,6 +67,21 @@ struct luapool_error {
 #define LUAPOOL_DEFAULT_MAX_LOG		(64u * 1024u)
 #define LUAPOOL_MAX_LOG_LIMIT		(16u * 1024u * 1024u)
 #define LUAPOOL_DEFAULT_WORKER_USER	"nobody"
+#define LUAPOOL_MAX_MODULES		64u	/* require() calls that reach the lookup, per job */
+#define LUAPOOL_MODULE_NAME_MAX		64u	/* bytes of a module name */
+
+/*
+ * Finds the module `name` for a job's require("name").  `name` comes from
+ * the job: 1 to LUAPOOL_MODULE_NAME_MAX bytes without NUL, otherwise
+ * unchecked.  Runs on the dispatcher thread (see luapool_dispatch), so it
+ * must be quick and safe against whatever thread changes the modules.
+ * Returns 0 with *chunk a copy from malloc that the pool owns from then on
+ * (it frees it with free once written to the worker), *len its bytes and
+ * *is_source 1 for Lua source, 0 for LuaJIT bytecode (the worker verifies
+ * it before loading); -1 when there is no such module.
+ */
+typedef int luapool_module_lookup(void *arg, const char *name, char **chunk, size_t *len,
+    int *is_source);
 
 struct luapool_options {
 	unsigned workers;		/* 0: one per online CPU */
@@ -86,6 +101,10 @@ struct luapool_options {
 	const char *worker_user;	/* a pool started as root runs its workers as this
 					 * user (never root); ignored otherwise */
 	int external_dispatch;		/* 1: no pool thread; see luapool_dispatch */
+	/* Where require("name") finds modules; NULL: require raises "modules
+	 * are not available".  Each job gets fresh module instances. */
+	luapool_module_lookup *module_lookup;
+	void *module_lookup_arg;
 };
 
 /* Values of luapool_options.allow_bytecode. */

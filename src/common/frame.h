@@ -11,7 +11,13 @@
  *                   FRAME_REPLY per job: status != 0 carries
  *                   "code\0message\0traceback\0logs\0error_value" (the
  *                   last parts may be missing or empty), status 0 the
- *                   response body.
+ *                   response body;
+ *                   FRAME_MODULE while running an exec job: require(name)
+ *                   (payload: the name, 1 to LUAPOOL_MODULE_NAME_MAX bytes;
+ *                   at most LUAPOOL_MAX_MODULES per job).
+ *   pool -> worker  FRAME_MODULE_REPLY to each FRAME_MODULE, before anything
+ *                   else: status FRAME_MODULE_*, flag FRAME_CHUNK_IS_SOURCE,
+ *                   payload = the module's chunk when found.
  */
 #ifndef FRAME_H
 #define FRAME_H
@@ -19,7 +25,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum frame_type { FRAME_READY = 1, FRAME_EXEC, FRAME_COMPILE, FRAME_REPLY };
+enum frame_type {
+	FRAME_READY = 1, FRAME_EXEC, FRAME_COMPILE, FRAME_REPLY,
+	FRAME_MODULE, FRAME_MODULE_REPLY
+};
+
+/* FRAME_MODULE_REPLY status */
+enum frame_module_status {
+	FRAME_MODULE_FOUND = 0,
+	FRAME_MODULE_MISSING,		/* no module of that name */
+	FRAME_MODULE_UNAVAILABLE,	/* the pool has no module lookup */
+	FRAME_MODULE_TOO_LARGE		/* over FRAME_MODULE_MAX_BYTES */
+};
+/* The largest module chunk that travels to a worker. */
+#define FRAME_MODULE_MAX_BYTES	(64u * 1024u * 1024u)
 
 /* Request flags */
 #define FRAME_CHUNK_IS_SOURCE	0x1u

@@ -121,6 +121,17 @@ pool_options_from_config(const struct config *cfg, struct luapool_options *o)
 	o->external_dispatch = cfg->http_threads == 0;
 }
 
+/* require("name") in a job: the stored script `name`, copied (the pool
+ * frees the copy).  Runs on the dispatcher thread; the store's own lock
+ * covers a PUT or DELETE on another thread.  Stored bytecode passed the
+ * verifier (and lost its signed-mode tag) when it was stored, and the
+ * worker verifies it again before loading it. */
+static int
+find_module(void *arg, const char *name, char **chunk, size_t *len, int *is_source)
+{
+	return scripts_get(arg, name, is_source, chunk, len);
+}
+
 /* Stored source must compile (checked in a worker) and stored bytecode
  * must pass the verifier, when the store loads.  Files in scripts_dir are
  * the operator's: with bytecode = signed they need no tag. */
@@ -243,16 +254,19 @@ start(struct daemon *d)
 	    read_small_file(d->cfg.bytecode_key_file, "bytecode key file",
 	    &d->bytecode_key_len)) == NULL)
 		return -1;
+	/* Before the pool, whose module lookup reads it. */
+	d->scripts = scripts_new(d->cfg.scripts_dir, d->cfg.max_scripts);
+	if (d->scripts == NULL)
+		return -1;
 	pool_options_from_config(&d->cfg, &po);
+	po.module_lookup = find_module;
+	po.module_lookup_arg = d->scripts;
 	d->pool = luapool_new_with(&po, &pe);
 	if (d->pool == NULL) {
 		log_error("cannot start the worker pool: %s", pe.message);
 		return -1;
 	}
 	describe_bytecode(d);
-	d->scripts = scripts_new(d->cfg.scripts_dir, d->cfg.max_scripts);
-	if (d->scripts == NULL)
-		return -1;
 	if (d->cfg.scripts_dir && scripts_load_dir(d->scripts, validate_script, d) == -1)
 		log_warn("cannot read scripts_dir %s; starting with no scripts", d->cfg.scripts_dir);
 	if (start_http(d, err, sizeof(err)) == -1) {

@@ -3,7 +3,8 @@
  * sending a job (header + payload, resumed on EPOLLOUT), reading replies,
  * checking every frame a worker sends before acting on it (a worker may be
  * compromised: a frame for a job it does not hold, of the wrong type or of
- * an absurd size gets it killed), and answering the job.
+ * an absurd size gets it killed), answering a running job's require() with
+ * the module the pool's lookup finds, and answering the job.
  *
  * Dispatcher thread only; never blocks.
  */
@@ -133,6 +134,53 @@ handle_reply(struct luapool *pool, struct worker *w, const struct frame_header *
 	}
 }
 
+/* A running job's require(name): the name is the worker's, so untrusted
+ * (1 to LUAPOOL_MODULE_NAME_MAX bytes, no NUL, at most LUAPOOL_MAX_MODULES
+ * per job, or the worker is killed).  The answer goes out like a job, on
+ * EPOLLOUT when the socket is full; the worker reads nothing else first. */
+static void
+handle_module_request(struct luapool *pool, struct worker *w, const struct frame_header *h,
+    const char *name)
+{
+	w->modules_asked++;
+	if (h->length == 0 || h->length > LUAPOOL_MODULE_NAME_MAX ||
+	    memchr(name, '\0', h->length) != NULL || w->modules_asked > LUAPOOL_MAX_MODULES) {
+		log_error("worker %d asked for a module out of bounds (%u bytes, request %u of "
+		    "the job)", (int)w->pid, h->length, w->modules_asked);
+		kill(w->pid, SIGKILL);
+		supervise_stop(pool, w);
+		return;
+	}
+	char *chunk = NULL;
+	size_t len = 0;
+	int is_source = 0;
+	uint32_t status = FRAME_MODULE_UNAVAILABLE;
+	if (pool->opts.module_lookup != NULL) {
+		status = FRAME_MODULE_MISSING;
+		if (pool->opts.module_lookup(pool->opts.module_lookup_arg, name, &chunk, &len,
+		    &is_source) == 0)
+			status = len <= FRAME_MODULE_MAX_BYTES ? FRAME_MODULE_FOUND :
+			    FRAME_MODULE_TOO_LARGE;
+		if (status != FRAME_MODULE_FOUND) {
+			free(chunk);
+			chunk = NULL;
+			len = 0;
+		}
+	}
+	memset(&w->out, 0, sizeof(w->out));
+	w->out.type = FRAME_MODULE_REPLY;
+	w->out.job_id = h->job_id;
+	w->out.status = status;
+	w->out.flags = is_source && chunk ? FRAME_CHUNK_IS_SOURCE : 0;
+	w->out.length = (uint32_t)len;
+	free(w->module_chunk);
+	w->module_chunk = chunk;
+	w->out_payload = chunk;
+	w->out_len = len;
+	w->sent = 0;
+	channel_continue_send(pool, w);
+}
+
 static void
 handle_frame(struct luapool *pool, struct worker *w, const struct frame_header *h,
     const char *payload)
@@ -155,11 +203,18 @@ handle_frame(struct luapool *pool, struct worker *w, const struct frame_header *
 			log_debug("worker %d ready in %.2f ms", (int)w->pid,
 			    (double)(frame_now_ns() - w->spawned_ns) / 1e6);
 		w->died_ns = 0;
-	} else if (h->type == FRAME_REPLY && w->state == WORKER_BUSY && !channel_sending(w)) {
+	} else if (h->type == FRAME_REPLY && w->state == WORKER_BUSY && (!channel_sending(w) ||
+	    (w->out.type == FRAME_MODULE_REPLY && (h->flags & FRAME_EXITING)))) {
+		/* A hard stop may come while a large module is still being
+		 * written: the worker exits, the rest of the module is moot. */
 		handle_reply(pool, w, h, payload);
+	} else if (h->type == FRAME_MODULE && w->state == WORKER_BUSY && !channel_sending(w) &&
+	    w->job->frame_type == FRAME_EXEC && h->job_id == w->job->id) {
+		handle_module_request(pool, w, h, payload);
 	} else {
-		if (h->type == FRAME_REPLY && channel_sending(w))
-			log_error("worker %d replied before its job was written to it", (int)w->pid);
+		if (channel_sending(w))
+			log_error("worker %d sent frame type %u before its %s was written to it",
+			    (int)w->pid, h->type, w->out.type == FRAME_MODULE_REPLY ? "module" : "job");
 		else
 			log_error("worker %d sent frame type %u in state %d", (int)w->pid, h->type,
 			    w->state);
@@ -235,16 +290,16 @@ channel_read(struct luapool *pool, struct worker *w)
 void
 channel_continue_send(struct luapool *pool, struct worker *w)
 {
-	struct job *job = w->job;
-	size_t total = sizeof(w->out) + job->payload_len;
+	size_t total = sizeof(w->out) + w->out_len;
 	while (w->sent < total) {
 		struct iovec iov[2];
 		int n = 0;
 		if (w->sent < sizeof(w->out))
 			iov[n++] = (struct iovec){ (char *)&w->out + w->sent, sizeof(w->out) - w->sent };
 		size_t poff = w->sent > sizeof(w->out) ? w->sent - sizeof(w->out) : 0;
-		if (job->payload_len > poff)
-			iov[n++] = (struct iovec){ job->payload + poff, job->payload_len - poff };
+		if (w->out_len > poff)
+			iov[n++] = (struct iovec){ (char *)(uintptr_t)w->out_payload + poff,
+			    w->out_len - poff };
 		ssize_t k = writev(w->fd, iov, n);
 		if (k > 0) {
 			w->sent += (size_t)k;
@@ -262,13 +317,15 @@ channel_continue_send(struct luapool *pool, struct worker *w)
 		/* The worker is gone; its pidfd will answer the job. */
 		return;
 	}
+	free(w->module_chunk);
+	w->module_chunk = NULL;
 	channel_stop_watching_writes(pool, w);
 }
 
 int
 channel_sending(const struct worker *w)
 {
-	return w->job != NULL && w->sent < sizeof(w->out) + w->job->payload_len;
+	return w->job != NULL && w->sent < sizeof(w->out) + w->out_len;
 }
 
 void
@@ -305,6 +362,9 @@ channel_send_job(struct luapool *pool, struct worker *w, struct job *job)
 	w->out.timeout_ms = job->timeout_ms;
 	w->out.chunk_len = job->chunk_len;
 	w->out.flags = job->flags;
+	w->out_payload = job->payload;
+	w->out_len = job->payload_len;
+	w->modules_asked = 0;
 	w->job = job;
 	w->in.limit = reply_limit(pool, job);
 	w->sent = 0;

@@ -49,8 +49,14 @@ struct worker {
 	int log_fd;			/* read end of its stderr; -1: closed */
 	struct worker_log log;
 	struct job *job;
-	struct frame_header out;	/* header of the job being sent */
+	struct frame_header out;	/* header of the frame being sent: the job or
+					 * a FRAME_MODULE_REPLY */
+	const char *out_payload;	/* its payload: the job's, or module_chunk */
+	size_t out_len;
 	size_t sent;			/* bytes of header+payload written */
+	char *module_chunk;		/* the module being sent (malloc'd by the
+					 * lookup); freed when written or the job ends */
+	unsigned modules_asked;		/* FRAME_MODULE requests during this job */
 	int watching_writes;		/* EPOLLOUT armed: only while a job is being sent */
 	struct buffer in;
 	int64_t backstop_ns;		/* kill if still running then; 0: none */

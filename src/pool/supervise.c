@@ -135,6 +135,10 @@ supervise_finish_job(struct luapool *pool, struct worker *w, const struct luapoo
 {
 	struct job *job = w->job;
 	w->job = NULL;
+	free(w->module_chunk);		/* a module still being written: moot now */
+	w->module_chunk = NULL;
+	w->out_payload = NULL;
+	w->out_len = 0;
 	atomic_fetch_sub(&pool->busy, 1);
 	queue_complete(pool, job, reply);
 }

@@ -88,7 +88,7 @@ vm_new(const struct vm_limits *limits, char *err, size_t errlen)
 		snprintf(err, errlen, "lua_newstate failed");
 		goto fail;
 	}
-	if (vm_env_open(vm, err, errlen) == -1)
+	if (vm_env_open(vm, vm_require_lua, err, errlen) == -1)
 		goto fail;
 	return vm;
 fail:
@@ -232,7 +232,7 @@ run_protected(lua_State *L)
 	struct run_call *rc = lua_touserdata(L, 1);
 	lua_settop(L, 0);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, rc->vm->handler_ref);	/* 1 */
-	if (vm_cache_push_function(rc->vm, rc->job, rc->out) == -1)			/* 2 */
+	if (vm_cache_push_function(L, rc->vm, rc->job, rc->out) == -1)		/* 2 */
 		return 0;
 	vm_env_push(rc->vm);					/* 3 */
 	lua_pushvalue(L, 3);
@@ -311,6 +311,8 @@ vm_run(struct vm *vm, const struct vm_job *job, struct vm_outcome *out)
 	if (status != 0)
 		classify_failure(&rc, status);
 	int collect = out->status == LUAPOOL_E_MEMORY;
+	if (vm->module_replace != VM_REPLACE_NO)
+		out->replace = vm->module_replace;	/* LuaJIT refused a verified module */
 	if (out->status != LUAPOOL_OK) {
 		buffer_reset(&out->body);
 		out->body_has_logs = 0;

@@ -88,7 +88,8 @@ cache_evict_oldest(struct vm *vm)
 /* Takes the function on top of the stack into the cache (leaves it there);
  * one with upvalues keeps only its bytes, to be loaded anew for each job. */
 static void
-cache_store(struct vm *vm, uint64_t hash, const struct chunk_key *k, int fresh_each_run)
+cache_store(lua_State *L, struct vm *vm, uint64_t hash, const struct chunk_key *k,
+    int fresh_each_run)
 {
 	size_t len = key_length(k);
 	if (vm->limits.cache_entries == 0 || len > CACHE_MAX_BYTES / 4)
@@ -110,8 +111,8 @@ cache_store(struct vm *vm, uint64_t hash, const struct chunk_key *k, int fresh_e
 	e->fresh_each_run = fresh_each_run;
 	e->ref = LUA_NOREF;
 	if (!fresh_each_run) {
-		lua_pushvalue(vm->L, -1);
-		e->ref = luaL_ref(vm->L, LUA_REGISTRYINDEX);
+		lua_pushvalue(L, -1);
+		e->ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	}
 	vm->cache_bytes += len;
 }
@@ -135,9 +136,8 @@ has_upvalues(lua_State *L)
 /* Loads a chunk (already verified if bytecode) and pushes its function;
  * -1 with the outcome set when LuaJIT refuses it. */
 static int
-load_chunk(struct vm *vm, const struct vm_job *job, struct vm_outcome *out)
+load_chunk(lua_State *L, const struct vm_job *job, struct vm_outcome *out)
 {
-	lua_State *L = vm->L;
 	char chunkname[80];
 	snprintf(chunkname, sizeof(chunkname), "=%.64s", job->name ? job->name : "job");
 	int rc = luaL_loadbufferx(L, job->chunk, job->chunk_len, chunkname,
@@ -179,9 +179,9 @@ verify_bytecode(const struct vm_job *job, struct vm_outcome *out)
 }
 
 int
-vm_cache_push_function(struct vm *vm, const struct vm_job *job, struct vm_outcome *out)
+vm_cache_push_function(lua_State *L, struct vm *vm, const struct vm_job *job,
+    struct vm_outcome *out)
 {
-	lua_State *L = vm->L;
 	const char *name = job->name ? job->name : "job";
 	struct chunk_key key = { job->is_source ? 's' : 'b', name, strlen(name) + 1,
 	    job->chunk, job->chunk_len };
@@ -191,16 +191,16 @@ vm_cache_push_function(struct vm *vm, const struct vm_job *job, struct vm_outcom
 		e->last_used = ++vm->clock;
 		out->cache_hit = 1;
 		if (e->fresh_each_run)
-			return load_chunk(vm, job, out);
+			return load_chunk(L, job, out);
 		lua_rawgeti(L, LUA_REGISTRYINDEX, e->ref);
 		return 0;
 	}
 	out->cache_miss = 1;
 	if (!job->is_source && verify_bytecode(job, out) == -1)
 		return -1;
-	if (load_chunk(vm, job, out) == -1)
+	if (load_chunk(L, job, out) == -1)
 		return -1;
-	cache_store(vm, hash, &key, has_upvalues(L));
+	cache_store(L, vm, hash, &key, has_upvalues(L));
 	return 0;
 }
 

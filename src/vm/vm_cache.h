@@ -6,9 +6,13 @@
 
 #include "vm/vm.h"
 
-/* Pushes the job's function, from the cache or verified and loaded; -1
- * with the outcome set when the chunk is refused.  Inside a protected call. */
-int vm_cache_push_function(struct vm *vm, const struct vm_job *job, struct vm_outcome *out);
+struct lua_State;
+
+/* Pushes the job's (or a module's) function onto L, the running thread of
+ * vm's state, from the cache or verified and loaded; -1 with the outcome
+ * set when the chunk is refused.  Inside a protected call. */
+int vm_cache_push_function(struct lua_State *L, struct vm *vm, const struct vm_job *job,
+    struct vm_outcome *out);
 /* Frees the cached bytes (the functions go with the Lua state). */
 void vm_cache_free(struct vm *vm);
 

@@ -2,7 +2,7 @@
  * vm_env.c - what a job sees: the sandbox built once per worker (the safe
  * globals, private copies of library tables on first use, checked
  * string.rep, address-free tostring and string.format) and a fresh
- * environment and metatable for every job.
+ * environment and metatable for every job and every module it requires.
  *
  * This file must never let a job reach the real globals, the registry, a
  * table another job can see, or a memory address (tostring, %p, %s of a
@@ -185,16 +185,39 @@ table_error_message(lua_State *L)
 	return NULL;
 }
 
+/* Whether the error at 1 is one require() passes on from a module, whose
+ * traceback and value were kept where it was raised (on_module_error). */
+static int
+is_passed_on_from_module(lua_State *L)
+{
+	lua_rawgeti(L, lua_upvalueindex(1), STATE_MODULE_ERROR);
+	int passed = !lua_isnil(L, -1) && lua_rawequal(L, 1, -1);
+	lua_pop(L, 1);
+	return passed;
+}
+
+/* Keeps the traceback and a table error value of the error at 1 (nil
+ * otherwise: a table a module raised and the job caught is not this
+ * error's value; the slot exists, so storing nil allocates nothing). */
+static void
+keep_error_details(lua_State *L)
+{
+	if (lua_istable(L, 1))
+		lua_pushvalue(L, 1);
+	else
+		lua_pushnil(L);
+	lua_rawseti(L, lua_upvalueindex(1), STATE_ERROR_VALUE);
+	luaL_traceback(L, L, NULL, 1);
+	lua_rawseti(L, lua_upvalueindex(1), STATE_TRACEBACK);
+}
+
 /* Error handler of every job: keeps the message, stores the traceback and
  * a table error value (vm.c encodes it as the answer's error_value). */
 static int
 on_job_error(lua_State *L)
 {
 	const char *msg = lua_tostring(L, 1);
-	if (lua_istable(L, 1)) {
-		lua_pushvalue(L, 1);
-		lua_rawseti(L, lua_upvalueindex(1), STATE_ERROR_VALUE);
-	}
+	int keep = !is_passed_on_from_module(L);
 	if (msg == NULL) {
 		if (luaL_callmeta(L, 1, "__tostring") && lua_isstring(L, -1))
 			msg = lua_tostring(L, -1);
@@ -202,9 +225,34 @@ on_job_error(lua_State *L)
 			msg = lua_pushfstring(L, "(error object is a %s value)",
 			    luaL_typename(L, 1));
 	}
-	luaL_traceback(L, L, NULL, 1);
-	lua_rawseti(L, lua_upvalueindex(1), STATE_TRACEBACK);
+	if (keep)
+		keep_error_details(L);
 	lua_pushstring(L, msg);
+	return 1;
+}
+
+/* Error handler of a module's main chunk (vm_require.c): the job's
+ * details, taken where the error was raised, and the error itself
+ * unchanged, marked so that the handlers it passes through on its way
+ * out keep them. */
+static int
+on_module_error(lua_State *L)
+{
+	lua_settop(L, 1);
+	if (!is_passed_on_from_module(L)) {
+		keep_error_details(L);
+		lua_pushvalue(L, 1);
+		lua_rawseti(L, lua_upvalueindex(1), STATE_MODULE_ERROR);
+	}
+	return 1;
+}
+
+/* The job's loaded modules, created on first use; `modules` in the
+ * sandbox, which lends it to package.loaded. */
+static int
+job_modules(lua_State *L)
+{
+	vm_env_push_loaded(L, vm_of(L));
 	return 1;
 }
 
@@ -213,13 +261,16 @@ on_job_error(lua_State *L)
  * real globals, the json table, the state table (slot 1: the running
  * job's environment, slot 2: the last traceback), the address-free
  * tostring and string.format, the bounded coroutine.resume, print and the
- * log table (vm_log.c); returns the __index function that lends a
+ * log table (vm_log.c), require (vm_require.c) and the function that gives
+ * the job's loaded modules (package.loaded, made per environment around
+ * that one table); returns the __index function that lends a
  * job's environment the safe globals.  Each job gets its own metatable
  * around that function (vm_env_push), so nothing a job could reach in its
  * metatable is shared with the next job.
  */
 static const char sandbox_source[] =
-	"local G, json, state, safe_tostring, safe_format, limited_resume, print, log = ...\n"
+	"local G, json, state, safe_tostring, safe_format, limited_resume, print, log,\n"
+	"  require, modules = ...\n"
 	"local pairs, rawset, real_load, real_setfenv = G.pairs, G.rawset, G.load, G.setfenv\n"
 	"local function copy(t) local c = {} for k, v in pairs(t) do c[k] = v end return c end\n"
 	"local base = {}\n"
@@ -229,6 +280,7 @@ static const char sandbox_source[] =
 	"base._VERSION = G._VERSION\n"
 	"base.tostring = safe_tostring\n"
 	"base.print = print\n"
+	"base.require = require\n"
 	"function base.load(chunk, name, mode, env)\n"
 	"  local f, err = real_load(chunk, name, 't')\n"
 	"  if not f then return nil, err end\n"
@@ -258,15 +310,26 @@ static const char sandbox_source[] =
 	"  local lib = libs[k]\n"
 	"  if lib then lib = copy(lib) rawset(env, k, lib) return lib end\n"
 	"  if k == '_G' then rawset(env, '_G', env) return env end\n"
-	"  return base[k]\n"
+	"  local v = base[k]\n"
+	"  if v == nil and k == 'package' then\n"
+	"    v = { loaded = modules() } rawset(env, 'package', v)\n"
+	"  end\n"
+	"  return v\n"
 	"end\n"
 	"G.getmetatable('').__metatable = false\n"
 	"return index\n";
 
+/* What open_sandbox gets through lua_cpcall. */
+struct sandbox_call {
+	struct vm *vm;
+	lua_CFunction require;
+};
+
 static int
 open_sandbox(lua_State *L)
 {
-	struct vm *vm = lua_touserdata(L, 1);
+	const struct sandbox_call *call = lua_touserdata(L, 1);
+	struct vm *vm = call->vm;
 	luaL_openlibs(L);
 	/* The real string.rep, checked; the sandbox copies string after this. */
 	lua_getglobal(L, "string");
@@ -281,6 +344,9 @@ open_sandbox(lua_State *L)
 	lua_pushvalue(L, -1);
 	lua_pushcclosure(L, on_job_error, 1);
 	vm->handler_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	lua_pushvalue(L, -1);
+	lua_pushcclosure(L, on_module_error, 1);
+	vm->module_handler_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 
 	if (luaL_loadbuffer(L, sandbox_source, sizeof(sandbox_source) - 1, "=sandbox") != 0)
 		return lua_error(L);
@@ -298,16 +364,19 @@ open_sandbox(lua_State *L)
 	lua_remove(L, -2);
 	lua_pushcclosure(L, limited_resume, 1);
 	vm_log_push_functions(L, -3);		/* print and log, with safe tostring */
-	lua_call(L, 8, 1);
+	lua_pushcfunction(L, call->require);
+	lua_pushcfunction(L, job_modules);
+	lua_call(L, 10, 1);
 	vm->index_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	return 0;
 }
 
 /* Builds the sandbox in a fresh state: 0, or -1 with err filled. */
 int
-vm_env_open(struct vm *vm, char *err, size_t errlen)
+vm_env_open(struct vm *vm, int (*require)(struct lua_State *), char *err, size_t errlen)
 {
-	if (lua_cpcall(vm->L, open_sandbox, vm) != 0) {
+	struct sandbox_call call = { vm, require };
+	if (lua_cpcall(vm->L, open_sandbox, &call) != 0) {
 		snprintf(err, errlen, "sandbox: %s", lua_tostring(vm->L, -1));
 		return -1;
 	}
@@ -315,10 +384,10 @@ vm_env_open(struct vm *vm, char *err, size_t errlen)
 	return 0;
 }
 
-void
-vm_env_push(struct vm *vm)
+/* A fresh environment on L: ctx and a metatable of its own. */
+static void
+push_fresh_env(lua_State *L, struct vm *vm)
 {
-	lua_State *L = vm->L;
 	lua_createtable(L, 0, 4);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, vm->state_ref);
 	lua_rawgeti(L, -1, STATE_CONTEXT);
@@ -336,12 +405,39 @@ vm_env_push(struct vm *vm)
 	lua_pushboolean(L, 0);
 	lua_setfield(L, -2, "__metatable");
 	lua_setmetatable(L, -2);
+}
+
+void
+vm_env_push(struct vm *vm)
+{
+	lua_State *L = vm->L;
+	push_fresh_env(L, vm);
 	/* load() inside the job binds to this environment. */
 	lua_rawgeti(L, LUA_REGISTRYINDEX, vm->state_ref);
 	lua_pushvalue(L, -2);
 	lua_rawseti(L, -2, STATE_ENV);
 	lua_pop(L, 1);
 }
+void
+vm_env_push_module_env(struct lua_State *L, struct vm *vm)
+{
+	push_fresh_env(L, vm);
+}
+
+void
+vm_env_push_loaded(struct lua_State *L, struct vm *vm)
+{
+	lua_rawgeti(L, LUA_REGISTRYINDEX, vm->state_ref);
+	lua_rawgeti(L, -1, STATE_MODULES);
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		lua_newtable(L);
+		lua_pushvalue(L, -1);
+		lua_rawseti(L, -3, STATE_MODULES);
+	}
+	lua_remove(L, -2);
+}
+
 /* Forgets what the last job left in the state table. */
 void
 vm_env_clear(struct vm *vm)
@@ -362,4 +458,7 @@ vm_env_clear(struct vm *vm)
 	lua_pop(L, 1);
 	vm->next_object_id = 0;
 	vm->coroutine_depth = 0;
+	vm->modules_requested = 0;
+	vm->module_depth = 0;
+	vm->module_replace = VM_REPLACE_NO;
 }

@@ -12,6 +12,7 @@
 #include <lua.h>
 
 #include "vm/vm.h"
+#include "vm/vm_require.h"
 
 /* Slots of the state table in the registry. */
 enum {
@@ -21,7 +22,10 @@ enum {
 	STATE_REQUEST,		/* the loaded request */
 	STATE_IDS,		/* this job's object -> number, for tostring */
 	STATE_ERROR_VALUE,	/* the last error's value, when a table */
-	STATE_LAST = STATE_ERROR_VALUE
+	STATE_MODULES,		/* this job's loaded modules (package.loaded) */
+	STATE_MODULE_ERROR,	/* an error require() passes on from a module:
+				 * its traceback was taken where it was raised */
+	STATE_LAST = STATE_MODULE_ERROR
 };
 
 /* Coroutines resuming coroutines: deeper nesting is a Lua error, not a C
@@ -45,6 +49,7 @@ struct vm {
 	volatile int interrupted;
 	struct vm_limits limits;
 	int index_ref, state_ref, handler_ref;
+	int module_handler_ref;		/* error handler of a module's main chunk */
 	struct cache_entry *cache;
 	unsigned cache_count;
 	/* What vm_request_load prepared for vm_run_loaded. */
@@ -58,6 +63,15 @@ struct vm {
 	unsigned coroutine_depth;	/* nested coroutine.resume, per job */
 	struct buffer log;		/* the job's print and log.* entries (vm_log.c) */
 	int log_truncated;		/* the marker is written: drop the rest */
+	/* require() (vm_require.c): where modules come from, and per job
+	 * the requests made and the chain of modules being loaded. */
+	vm_module_fetch_fn *fetch_module;
+	void *fetch_module_arg;
+	int modules_allow_bytecode;
+	unsigned modules_requested;
+	unsigned module_depth;
+	char module_chain[LUAPOOL_MAX_MODULES][LUAPOOL_MODULE_NAME_MAX + 1];
+	enum vm_replace module_replace;	/* a module LuaJIT refused: replace me */
 };
 
 /* The vm a Lua state belongs to (the allocator's user data). */

@@ -8,6 +8,11 @@
  * traces and C functions never look at hooks), the handler writes the
  * deadline reply itself and exits the process (hard stop).  The pool then
  * starts a fresh worker.
+ *
+ * Modules: a job's require() fetches a module from the pool through
+ * fetch_module (given to the VM, vm_require.h), which blocks on the socket
+ * for the answer; the timer keeps running meanwhile (a soft stop lands
+ * when Lua resumes, a hard stop writes its reply and exits from there).
  */
 #include <errno.h>
 #include <signal.h>
@@ -21,6 +26,7 @@
 #include "common/frame.h"
 #include "common/log.h"
 #include "vm/vm_request.h"
+#include "vm/vm_require.h"
 #include "vm/worker.h"
 
 static struct vm *deadline_vm;
@@ -35,6 +41,13 @@ static struct {
 	char payload[96];
 } hard_stop_reply;
 static size_t hard_stop_reply_len;
+
+/* The job being run (its id goes on FRAME_MODULE) and the last module
+ * fetched, valid until the next fetch. */
+static uint64_t running_job_id;
+static struct buffer module_in;
+/* A module buffer grown past this is released after the job. */
+#define MODULE_BUFFER_KEEP ((size_t)1 << 20)
 
 static void
 arm_timer_at(int64_t when_ns)
@@ -123,6 +136,69 @@ take_chunk_name(struct vm_request *req, const struct frame_header *h)
 	req->chunk = req->chunk_len ? nul + 1 : NULL;
 }
 
+static int
+read_exactly(void *buf, size_t len)
+{
+	size_t got = 0;
+	while (got < len) {
+		ssize_t n = read(FRAME_WORKER_FD, (char *)buf + got, len - got);
+		if (n > 0)
+			got += (size_t)n;
+		else if (n == 0 || errno != EINTR)
+			return -1;
+	}
+	return 0;
+}
+
+/* The socket no longer carries frames we can follow: nothing sane to do
+ * but leave (the pool answers the job from our exit status). */
+static void
+lose_the_pool(const char *what)
+{
+	log_error("fetching a module: %s", what);
+	_exit(2);
+}
+
+/* vm_module_fetch_fn: FRAME_MODULE with the name, then the pool's
+ * FRAME_MODULE_REPLY, which comes before anything else it sends. */
+static enum vm_module_answer
+fetch_module(void *arg, const char *name, struct vm_module *module)
+{
+	(void)arg;
+	struct frame_header h = { .type = FRAME_MODULE, .job_id = running_job_id };
+	if (frame_send(FRAME_WORKER_FD, &h, name, strlen(name)) == -1)
+		lose_the_pool("cannot write to the pool");
+	if (read_exactly(&h, sizeof(h)) == -1)
+		lose_the_pool("no answer from the pool");
+	if (h.type != FRAME_MODULE_REPLY || h.job_id != running_job_id ||
+	    h.length > FRAME_MODULE_MAX_BYTES)
+		lose_the_pool("unexpected frame");
+	buffer_reset(&module_in);
+	if (buffer_reserve_exact(&module_in, (size_t)h.length + 1) == -1) {
+		/* Read it anyway, to stay in step with the pool. */
+		char skip[4096];
+		for (size_t left = h.length; left > 0; left -= left < sizeof(skip) ? left : sizeof(skip))
+			if (read_exactly(skip, left < sizeof(skip) ? left : sizeof(skip)) == -1)
+				lose_the_pool("no answer from the pool");
+		return VM_MODULE_TOO_LARGE;
+	}
+	if (read_exactly(module_in.data, h.length) == -1)
+		lose_the_pool("no answer from the pool");
+	module->chunk = module_in.data;
+	module->len = h.length;
+	module->is_source = (h.flags & FRAME_CHUNK_IS_SOURCE) != 0;
+	switch (h.status) {
+	case FRAME_MODULE_FOUND:
+		return VM_MODULE_FOUND;
+	case FRAME_MODULE_MISSING:
+		return VM_MODULE_MISSING;
+	case FRAME_MODULE_TOO_LARGE:
+		return VM_MODULE_TOO_LARGE;
+	default:
+		return VM_MODULE_UNAVAILABLE;
+	}
+}
+
 static int64_t
 thread_cpu_ns(void)
 {
@@ -159,6 +235,7 @@ run_job(struct vm *vm, const struct frame_header *h, const char *payload,
 		return;
 	}
 	prepare_hard_stop_reply(h->job_id);
+	running_job_id = h->job_id;
 	soft_stop_sent = 0;
 	/* CPU time is a real system call (no vDSO for CPU clocks): only when
 	 * asked, and from here, so decoding the request is not counted. */
@@ -275,6 +352,8 @@ worker_run(struct vm *vm, const struct worker_options *opts)
 	buffer_init(&out.traceback, 16384);
 	buffer_init(&out.logs, 0);	/* bounded by max_log_bytes (vm_log.c) */
 	buffer_init(&out.error_value, opts->vm.max_result_bytes);
+	buffer_init(&module_in, 0);	/* bounded by FRAME_MODULE_MAX_BYTES */
+	vm_require_configure(vm, fetch_module, NULL, opts->allow_bytecode);
 	grace_ns = (int64_t)opts->grace_ms * 1000000;
 	const char *version = vm_version();
 	if (frame_send(FRAME_WORKER_FD, &h, version, strlen(version)) == -1)
@@ -291,6 +370,8 @@ worker_run(struct vm *vm, const struct worker_options *opts)
 			break;
 		if (out.body.cap > out.body.limit + 1)
 			buffer_free(&out.body);	/* a stored script's chunk: give it back */
+		if (module_in.cap > MODULE_BUFFER_KEEP)
+			buffer_free(&module_in);
 	}
 done:
 	buffer_free(&in);
@@ -298,5 +379,6 @@ done:
 	buffer_free(&out.traceback);
 	buffer_free(&out.logs);
 	buffer_free(&out.error_value);
+	buffer_free(&module_in);
 	return bad ? 2 : 0;
 }

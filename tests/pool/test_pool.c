@@ -265,9 +265,10 @@ START_TEST(forbidden_names_should_be_absent)
 {
 	static const char *const names[] = {
 		"io", "os.execute", "os.getenv", "os.remove", "os.rename", "os.exit",
-		"os.tmpname", "require", "package", "dofile", "loadfile", "debug", "ffi",
+		"os.tmpname", "dofile", "loadfile", "debug", "ffi",
 		"jit", "getfenv", "setfenv", "collectgarbage", "module", "newproxy",
-		"string.dump", "math.randomseed",
+		"string.dump", "math.randomseed", "package.path", "package.cpath",
+		"package.loaders", "package.preload", "package.loadlib", "package.seeall",
 	};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		char src[128];
@@ -283,6 +284,16 @@ START_TEST(forbidden_names_should_be_absent)
 	/* Loaded through pcall, a chunk still gets the job's environment. */
 	expect_json("local ok, f = pcall(load, 'return io == nil and tostring ~= nil') return f()",
 	    NULL, "true");
+}
+END_TEST
+
+START_TEST(require_without_a_module_lookup_should_say_modules_are_not_available)
+{
+	expect_json("local ok, e = pcall(require, 'lib') return {ok, e}", NULL,
+	    "[false, \"modules are not available (require 'lib')\"]");
+	/* package.loaded is the job's own: a value put there is what require gives. */
+	expect_json("package.loaded.lib = 7 return require('lib')", NULL, "7");
+	expect_json("return package.loaded.lib == nil", NULL, "true");
 }
 END_TEST
 
@@ -589,6 +600,7 @@ pool_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, submit_should_run_the_seed_example_from_bytecode);
 	tcase_add_test(tc, submit_should_return_null_when_the_script_returns_nothing);
+	tcase_add_test(tc, require_without_a_module_lookup_should_say_modules_are_not_available);
 	tcase_add_test(tc, errors_should_carry_their_status);
 	tcase_add_test(tc, compile_should_give_bytecode_that_submit_runs);
 	tcase_add_loop_test(tc, runaway_jobs_should_stop_at_their_deadline, 0,
