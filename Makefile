@@ -78,7 +78,7 @@ TEST_SUPPORT := $(patsubst tests/%.c,$(BUILD)/tobj/%.o,$(wildcard tests/support/
 # Unit-test objects: everything but the two mains.
 ALL_OBJ    := $(sort $(LIB_OBJ) $(WORKER_OBJ) $(DAEMON_OBJ))
 
-.PHONY: FORCE all package check-openapi check-install check-config-docs check check-layers check-unit check-integration check-asan check-tsan run deps \
+.PHONY: FORCE deps-tests all package check-openapi check-install check-config-docs check check-layers check-unit check-integration check-asan check-tsan run deps \
         install uninstall clean bench bench-engine example fuzz fuzz-run \
         fuzz-bytecode fuzz-bytecode-seeds fuzz-bytecode-run
 
@@ -183,8 +183,11 @@ $(BUILD)/bcverify_cli: $(BUILD)/tobj/vm/bcverify_cli.o $(BCVERIFY_OBJ)
 deps:
 	@scripts/install-deps.sh
 
+deps-tests:
+	@scripts/install-deps.sh --tests
+
 # Unit tests first (fast), then the integration suite that runs the binaries.
-check: deps
+check: deps-tests
 	$(MAKE) check-unit
 	$(MAKE) check-asan
 	$(MAKE) check-tsan
@@ -291,8 +294,10 @@ fuzz-bytecode-seeds:
 
 # LuaJIT's global state is not freed at exit: LeakSanitizer is off.
 fuzz-bytecode-run: build/fuzz_bytecode fuzz-bytecode-seeds
+	@mkdir -p build/fuzz-bytecode-artifacts
 	ASAN_OPTIONS=detect_leaks=0 build/fuzz_bytecode -max_total_time=$(FUZZ_SECONDS) \
-	  -max_len=65536 -timeout=5 -rss_limit_mb=2048 $(FUZZ_BC_CORPUS)
+	  -max_len=65536 -timeout=5 -rss_limit_mb=2048 -print_final_stats=1 \
+	  -artifact_prefix=build/fuzz-bytecode-artifacts/ $(FUZZ_BC_CORPUS)
 
 install: package
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(SYSCONFDIR)/luapoold \
