@@ -71,6 +71,18 @@ enum route_method {
 /* One HTTP request.  Reference counted because both MHD and the pool hold
  * it: created by http.c with one reference (MHD's), one more for each job
  * submitted; the last http_request_unref frees it. */
+/* The headers the server acts on, found in one pass over the request's
+ * headers (pointers into libmicrohttpd's copy, valid for the request). */
+struct request_headers {
+	const char *content_length;	/* the first */
+	int lengths_differ;
+	int codings;			/* Transfer-Encoding headers */
+	int not_chunked;
+	const char *authorization;
+	const char *request_id;		/* X-Request-Id, as given */
+	const char *traceparent;
+};
+
 struct request {
 	atomic_int refs;
 	pthread_mutex_t lock;
@@ -82,6 +94,7 @@ struct request {
 	int script_item;		/* /v1/scripts/{name} */
 	char name[SCRIPTS_NAME_MAX + 1];
 	char path[160];
+	struct request_headers headers;
 	struct buffer body;		/* released once a job holds its copy */
 	size_t in_bytes;		/* body bytes read, for the access log */
 	size_t charged;			/* against http->inflight_bytes */
@@ -205,6 +218,8 @@ void http_bytecode_prepare_signed(struct request *r, const struct luapool_reply 
 int http_route_method(const char *method);
 /* Sets r's route, allowed methods and (for /v1/scripts/{name}) name. */
 void http_route_request(struct request *r, const char *url);
+/* Fills r->headers in one pass (before anything reads them). */
+void http_route_scan_headers(struct request *r);
 /* Every decision the headers allow, before any body is read; an answer
  * is prepared when the request is refused here. */
 void http_route_check_headers(struct http *http, struct request *r);

@@ -224,44 +224,19 @@ http_limits_sweep(struct http *http)
 
 /* Framing ------------------------------------------------------------------ */
 
-struct framing {
-	const char *length;		/* the first Content-Length */
-	int lengths_differ;
-	int codings;			/* Transfer-Encoding headers */
-	int not_chunked;
-};
-
-static enum MHD_Result
-see_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
-{
-	(void)kind;
-	struct framing *f = cls;
-	if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
-		if (f->length && strcmp(f->length, value) != 0)
-			f->lengths_differ = 1;
-		if (f->length == NULL)
-			f->length = value;
-	} else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
-		f->codings++;
-		f->not_chunked |= strcasecmp(value, "chunked") != 0;
-	}
-	return MHD_YES;
-}
-
 /* libmicrohttpd 0.9.75 takes the first Content-Length and lets
  * Transfer-Encoding win over it; a proxy in front may pick another: refuse
  * what two readers could frame differently (RFC 9112, 6.3). */
 int
 http_limits_check_framing(struct request *r)
 {
-	struct framing f = { 0 };
-	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, see_header, &f);
+	const struct request_headers *f = &r->headers;
 	const char *why = NULL;
-	if (f.lengths_differ)
+	if (f->lengths_differ)
 		why = "Content-Length is given twice with different values";
-	else if (f.length && f.codings)
+	else if (f->content_length && f->codings)
 		why = "Content-Length and Transfer-Encoding are both given";
-	else if (f.codings > 1 || f.not_chunked)
+	else if (f->codings > 1 || f->not_chunked)
 		why = "the only Transfer-Encoding taken is chunked";
 	if (why == NULL)
 		return 0;

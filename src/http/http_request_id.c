@@ -87,8 +87,7 @@ is_valid_traceparent(const char *tp)
 void
 http_request_id_take(struct request *r)
 {
-	const char *given = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
-	    "X-Request-Id");
+	const char *given = r->headers.request_id;
 	if (given != NULL && is_usable_id(given)) {
 		memcpy(r->request_id, given, strlen(given) + 1);
 	} else {
@@ -99,7 +98,7 @@ http_request_id_take(struct request *r)
 			r->request_id[i] = hex_digits[id & 15];
 		r->request_id[16] = '\0';
 	}
-	const char *tp = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "traceparent");
+	const char *tp = r->headers.traceparent;
 	if (tp != NULL && is_valid_traceparent(tp)) {
 		memcpy(r->traceparent, tp, TRACEPARENT_LEN);
 		r->traceparent[TRACEPARENT_LEN] = '\0';

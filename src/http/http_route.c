@@ -103,14 +103,45 @@ needs_auth(struct http *http, const struct request *r)
 	return 1;
 }
 
+static enum MHD_Result
+see_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	(void)kind;
+	struct request_headers *h = cls;
+	if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+		if (h->content_length && strcmp(h->content_length, value) != 0)
+			h->lengths_differ = 1;
+		if (h->content_length == NULL)
+			h->content_length = value;
+	} else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+		h->codings++;
+		h->not_chunked |= strcasecmp(value, "chunked") != 0;
+	} else if (strcasecmp(key, MHD_HTTP_HEADER_AUTHORIZATION) == 0) {
+		if (h->authorization == NULL)
+			h->authorization = value;
+	} else if (strcasecmp(key, "X-Request-Id") == 0) {
+		if (h->request_id == NULL)
+			h->request_id = value;
+	} else if (strcasecmp(key, "traceparent") == 0) {
+		if (h->traceparent == NULL)
+			h->traceparent = value;
+	}
+	return MHD_YES;
+}
+
+void
+http_route_scan_headers(struct request *r)
+{
+	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, see_header, &r->headers);
+}
+
 static int
 authorized(struct http *http, struct request *r)
 {
 	pthread_mutex_lock(&http->config_lock);
 	int ok = 1;
 	if (http->auth_token && needs_auth(http, r)) {
-		const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
-		    MHD_HTTP_HEADER_AUTHORIZATION);
+		const char *h = r->headers.authorization;
 		ok = h && strncasecmp(h, "Bearer ", 7) == 0 && tokens_equal(h + 7, http->auth_token);
 	}
 	pthread_mutex_unlock(&http->config_lock);
@@ -142,8 +173,7 @@ http_route_check_headers(struct http *http, struct request *r)
 		r->close_connection = 1;
 		return;
 	}
-	const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
-	    MHD_HTTP_HEADER_CONTENT_LENGTH);
+	const char *cl = r->headers.content_length;
 	unsigned long long length = cl ? strtoull(cl, NULL, 10) : 0;
 	if (length > r->body.limit)
 		http_request_prepare_problemf(r, "payload_too_large",
