@@ -105,6 +105,10 @@ struct luapool_options {
 	 * are not available".  Each job gets fresh module instances. */
 	luapool_module_lookup *module_lookup;
 	void *module_lookup_arg;
+	int bytecode_jit;		/* 1 (default): JIT-compile client bytecode too;
+					 * 0: client bytecode is interpreted only (the
+					 * verifier covers what the interpreter relies on,
+					 * not the trace compiler's assumptions) */
 };
 
 /* Values of luapool_options.allow_bytecode. */

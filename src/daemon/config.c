@@ -70,6 +70,7 @@ config_init(struct config *cfg)
 		.max_inflight_bytes = DEFAULT_INFLIGHT,
 		.metrics_auth = 0,
 		.bytecode = CONFIG_BYTECODE_VERIFIED,
+		.bytecode_jit = 1,
 		.max_scripts = DEFAULT_MAX_SCRIPTS,
 		.max_jobs_per_worker = LUAPOOL_DEFAULT_MAX_JOBS,
 		.cache_entries = LUAPOOL_DEFAULT_CACHE_ENTRIES,

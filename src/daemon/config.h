@@ -47,6 +47,7 @@ struct config {
 	int metrics_auth;		/* 1: /metrics needs the token too */
 	int bytecode;			/* enum config_bytecode; also allow_bytecode */
 	char *bytecode_key_file;	/* HMAC key of bytecode = signed */
+	int bytecode_jit;		/* 0: client bytecode is never JIT-compiled */
 	char *scripts_dir;		/* NULL: scripts kept in memory only */
 	unsigned max_scripts;
 	unsigned max_jobs_per_worker;

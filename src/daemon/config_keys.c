@@ -72,6 +72,8 @@ const struct config_key config_keys[] = {
 	    "old spelling of bytecode: yes is verified, no is off", 1 },
 	PATH_KEY(bytecode_key_file, "file of at least 32 secret bytes, not "
 	    "readable by other users, keying the tags of bytecode = signed"),
+	BOOL_KEY(bytecode_jit, "whether client bytecode may be JIT-compiled; no: "
+	    "it runs in the interpreter only (slower loops, smaller attack surface)"),
 	PATH_KEY(scripts_dir, "directory where stored scripts are kept; "
 	    "unset: in memory only, lost on restart"),
 	UNSIGNED_KEY(max_scripts, "scripts that may be stored at once"),

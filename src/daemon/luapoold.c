@@ -112,6 +112,7 @@ pool_options_from_config(const struct config *cfg, struct luapool_options *o)
 	o->cache_entries = cfg->cache_entries;
 	o->max_json_depth = cfg->max_json_depth;
 	o->max_log_bytes = cfg->max_log_bytes;
+	o->bytecode_jit = cfg->bytecode_jit;
 	o->allow_bytecode = cfg->bytecode == CONFIG_BYTECODE_OFF ? LUAPOOL_BYTECODE_NONE :
 	    cfg->bytecode == CONFIG_BYTECODE_SIGNED ? LUAPOOL_BYTECODE_BESIDE :
 	    LUAPOOL_BYTECODE_ANY;
@@ -351,6 +352,7 @@ reload(struct daemon *d, int argc, char **argv)
 	warn_if_changed(o->max_jobs_per_worker != fresh.max_jobs_per_worker,
 	    "max_jobs_per_worker");
 	warn_if_changed(o->cache_entries != fresh.cache_entries, "cache_entries");
+	warn_if_changed(o->bytecode_jit != fresh.bytecode_jit, "bytecode_jit");
 	warn_if_changed(o->http_threads != fresh.http_threads, "http_threads");
 	if (d->cfg.scripts_dir)
 		scripts_load_dir(d->scripts, validate_script, d);

@@ -53,6 +53,7 @@ luapool_options_init(struct luapool_options *opts)
 	opts->max_json_depth = LUAPOOL_DEFAULT_MAX_DEPTH;
 	opts->max_log_bytes = LUAPOOL_DEFAULT_MAX_LOG;
 	opts->allow_bytecode = 1;
+	opts->bytecode_jit = 1;
 	opts->worker_user = LUAPOOL_DEFAULT_WORKER_USER;
 }
 
@@ -96,6 +97,7 @@ build_worker_argv(struct luapool *pool)
 	add_worker_arg(pool, &argc, "--allow-bytecode",
 	    o->allow_bytecode == LUAPOOL_BYTECODE_BESIDE ? LUAPOOL_BYTECODE_BESIDE :
 	    o->allow_bytecode ? LUAPOOL_BYTECODE_ANY : LUAPOOL_BYTECODE_NONE);
+	add_worker_arg(pool, &argc, "--bytecode-jit", o->bytecode_jit != 0);
 	add_worker_arg(pool, &argc, "--ppid", (unsigned long)getpid());
 	pool->log_level_slot = argc / 2;
 	add_worker_arg(pool, &argc, "--log-level", (unsigned long)log_get_level());

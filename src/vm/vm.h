@@ -22,6 +22,7 @@ struct vm_limits {
 	unsigned max_depth;
 	unsigned cache_entries;
 	size_t max_log_bytes;		/* print and log.* capture, as JSON text; 0: none */
+	int bytecode_jit;		/* 0: client bytecode runs in the interpreter only */
 };
 
 struct vm_job {

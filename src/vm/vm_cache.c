@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <luajit.h>
+
 #include "vm/bcverify.h"
 #include "vm/vm_cache.h"
 #include "vm/vm_internal.h"
@@ -142,6 +144,9 @@ load_chunk(lua_State *L, const struct vm_job *job, struct vm_outcome *out)
 	snprintf(chunkname, sizeof(chunkname), "=%.64s", job->name ? job->name : "job");
 	int rc = luaL_loadbufferx(L, job->chunk, job->chunk_len, chunkname,
 	    job->is_source ? "t" : "b");
+	if (rc == 0 && !job->is_source && !vm_of(L)->limits.bytecode_jit)
+		/* The flag lives in the prototypes, so cached copies keep it. */
+		luaJIT_setmode(L, -1, LUAJIT_MODE_ALLFUNC | LUAJIT_MODE_OFF);
 	if (rc == 0)
 		return 0;
 	if (rc == LUA_ERRMEM)

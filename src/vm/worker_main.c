@@ -52,6 +52,7 @@ parse_args(int argc, char **argv, struct worker_options *o, pid_t *parent,
 	o->vm.max_depth = 256;
 	o->vm.max_log_bytes = 64u << 10;
 	o->vm.cache_entries = 256;
+	o->vm.bytecode_jit = 1;
 	o->grace_ms = 3;
 	o->default_timeout_ms = 1000;
 	o->max_timeout_ms = 60000;
@@ -80,6 +81,8 @@ parse_args(int argc, char **argv, struct worker_options *o, pid_t *parent,
 		else if (strcmp(k, "--allow-bytecode") == 0)
 			o->allow_bytecode = v == LUAPOOL_BYTECODE_BESIDE ?
 			    LUAPOOL_BYTECODE_BESIDE : v != 0;
+		else if (strcmp(k, "--bytecode-jit") == 0)
+			o->vm.bytecode_jit = v != 0;
 		else if (strcmp(k, "--ppid") == 0)
 			*parent = (pid_t)v;
 		else if (strcmp(k, "--log-level") == 0 && v <= LOG_DEBUG)

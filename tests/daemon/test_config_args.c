@@ -417,7 +417,7 @@ START_TEST(the_shipped_config_should_show_every_key_in_table_order)
 	size_t help_count = keys_from_help(from_help, 64);
 	size_t file_count = keys_from_shipped_file(from_file, 64);
 
-	ck_assert_uint_eq(help_count, 33);
+	ck_assert_uint_eq(help_count, 34);
 	ck_assert_uint_eq(file_count, help_count);
 	for (size_t i = 0; i < help_count; i++)
 		ck_assert_str_eq(from_file[i], from_help[i]);

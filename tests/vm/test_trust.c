@@ -289,6 +289,49 @@ START_TEST(a_request_that_fills_the_heap_should_replace_its_worker)
 }
 END_TEST
 
+/* With bytecode_jit = no, client bytecode stays in the interpreter, where
+ * the soft stop works: a loop the JIT would compile (and only a hard stop
+ * could end) is stopped softly, and its worker lives on. */
+static void
+expect_bytecode_loop_stopped(const char *jit, const char *stop_kind, const char *other_kind)
+{
+	apitest_make_scratch_dir();
+	const char *const options[] = { "--workers", "1", "--bytecode-jit", jit, NULL };
+	apitest_start(options);
+	size_t len;
+	unsigned char *bc = luajit_compile("local s = 0 for i = 1, 1e15 do s = s + i % 7 end "
+	    "return s", "-b", &len);
+	char *body = timed_bytecode_request(bc, len, NULL, 200);
+	char series[128], other[128];
+	snprintf(series, sizeof(series), "luapoold_deadline_stops_total{kind=\"%s\"} ", stop_kind);
+	snprintf(other, sizeof(other), "luapoold_deadline_stops_total{kind=\"%s\"} ", other_kind);
+	struct httpc_response r;
+	post_json("/v1/exec", body, &r);
+	expect_problem(&r, 504, "deadline_exceeded");
+	httpc_response_free(&r);
+	ck_assert_int_eq(metric_value(series), 1);
+	ck_assert_int_eq(metric_value(other), 0);
+	/* Source jobs keep the JIT either way. */
+	post_json("/v1/exec", "{\"source\":\"local s = 0 for i = 1, 1e5 do s = s + i end "
+	    "return s\"}", &r);
+	expect_json(&r, 200, "{\"result\":5000050000}");
+	httpc_response_free(&r);
+	free(body);
+	free(bc);
+}
+
+START_TEST(client_bytecode_should_stay_in_the_interpreter_without_bytecode_jit)
+{
+	expect_bytecode_loop_stopped("no", "soft", "hard");
+}
+END_TEST
+
+START_TEST(client_bytecode_loops_should_need_the_hard_stop_with_bytecode_jit)
+{
+	expect_bytecode_loop_stopped("yes", "hard", "soft");
+}
+END_TEST
+
 /* 4. A storm of mutated bytecode costs correct requests nothing ------------ */
 
 struct storm {
@@ -420,6 +463,8 @@ trust_suite(void)
 	tcase_add_checked_fixture(own, apitest_setup, apitest_teardown);
 	tcase_set_timeout(own, TEST_TIMEOUT_S + 30);
 	tcase_add_test(own, a_request_that_fills_the_heap_should_replace_its_worker);
+	tcase_add_test(own, client_bytecode_should_stay_in_the_interpreter_without_bytecode_jit);
+	tcase_add_test(own, client_bytecode_loops_should_need_the_hard_stop_with_bytecode_jit);
 	tcase_add_test(own, a_storm_of_mutated_bytecode_should_fail_no_correct_request);
 	suite_add_tcase(s, own);
 	return s;
