@@ -62,6 +62,9 @@ enum frame_module_status {
 
 /* Longest chunk name that travels beside a chunk (FRAME_CHUNK_NAMED). */
 #define FRAME_CHUNK_NAME_MAX 64
+/* The largest payload a worker accepts in one request frame: the pool
+ * refuses bigger jobs before they reach a worker. */
+#define FRAME_MAX_PAYLOAD (256u * 1024u * 1024u)
 
 /* The fd a worker finds its socket on. */
 #define FRAME_WORKER_FD 3

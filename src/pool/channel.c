@@ -17,6 +17,7 @@
 #include <sys/eventfd.h>
 #include <sys/pidfd.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -300,7 +301,10 @@ channel_continue_send(struct luapool *pool, struct worker *w)
 		if (w->out_len > poff)
 			iov[n++] = (struct iovec){ (char *)(uintptr_t)w->out_payload + poff,
 			    w->out_len - poff };
-		ssize_t k = writev(w->fd, iov, n);
+		/* MSG_NOSIGNAL: a worker dying mid-write must not SIGPIPE the
+		 * program that embeds the pool. */
+		struct msghdr msg = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+		ssize_t k = sendmsg(w->fd, &msg, MSG_NOSIGNAL);
 		if (k > 0) {
 			w->sent += (size_t)k;
 			continue;

@@ -134,10 +134,7 @@ handle_event(struct luapool *pool, const struct epoll_event *ev)
 static int
 is_stopping(struct luapool *pool)
 {
-	pthread_mutex_lock(&pool->lock);
-	int stopping = pool->stopping;
-	pthread_mutex_unlock(&pool->lock);
-	return stopping;
+	return atomic_load(&pool->stopping);
 }
 
 /*
@@ -177,7 +174,10 @@ dispatcher_run_once(struct luapool *pool, int max_wait_ms)
 	supervise_enforce_backstops(pool, now);
 	supervise_demote_long_jobs(pool, now);
 	supervise_respawn_due(pool, now);
-	queue_sweep_expired(pool, now);
+	if (now >= pool->next_sweep_ns) {	/* it walks the queue under the lock */
+		pool->next_sweep_ns = now + QUEUE_SWEEP_NS;
+		queue_sweep_expired(pool, now);
+	}
 	dispatch_jobs(pool);
 	return 0;
 }
@@ -273,6 +273,7 @@ dispatcher_join(struct luapool *pool)
 	}
 	for (unsigned i = 0; i < pool->nworkers; i++)
 		buffer_free(&pool->workers[i].in);
+	pool->nworkers = 0;
 	free(pool->workers);
 	pool->workers = NULL;
 	close(pool->epfd);

@@ -242,8 +242,10 @@ job_spec_check(const struct luapool *pool, const struct luapool_job *spec,
 		set_error(err, LUAPOOL_E_INVALID, "invalid job");
 		return -1;
 	}
-	if (spec->chunk_len > UINT32_MAX / 2 || spec->request_len > UINT32_MAX / 2) {
-		set_error(err, LUAPOOL_E_INVALID, "job too large");
+	if (spec->chunk_len > FRAME_MAX_PAYLOAD || spec->request_len > FRAME_MAX_PAYLOAD ||
+	    spec->chunk_len + spec->request_len + FRAME_CHUNK_NAME_MAX + 1 > FRAME_MAX_PAYLOAD) {
+		set_error(err, LUAPOOL_E_INVALID, "job too large (at most %u bytes)",
+		    FRAME_MAX_PAYLOAD);
 		return -1;
 	}
 	if (spec->timeout_ms > pool->opts.max_timeout_ms) {
@@ -483,6 +485,8 @@ luapool_poll_fd(const struct luapool *pool)
 int
 luapool_dispatch(struct luapool *pool)
 {
+	if (pool->workers == NULL)
+		return -1;		/* shut down: nothing to dispatch */
 	dispatcher_run_once(pool, 0);
 	return dispatcher_next_timeout_ms(pool);
 }

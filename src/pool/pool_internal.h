@@ -88,6 +88,7 @@ struct luapool {
 	unsigned outstanding;		/* accepted, not yet answered */
 	int accepting;
 	atomic_int stopping;		/* dispatcher exits once idle */
+	int64_t next_sweep_ns;		/* dispatcher: next look for expired queued jobs */
 	int shut_down;			/* everything released but this struct */
 	uint64_t next_id;
 	struct luapool_stats stats;	/* counters; gauges are filled on read */

@@ -144,6 +144,15 @@ queue_job_deadline_ns(const struct luapool *pool, const struct job *job)
 	return job->enqueued_ns + (int64_t)timeout * POOL_MS;
 }
 
+int
+queue_has_jobs(struct luapool *pool)
+{
+	pthread_mutex_lock(&pool->lock);
+	int any = pool->head != NULL;
+	pthread_mutex_unlock(&pool->lock);
+	return any;
+}
+
 /* Answers queued jobs whose deadline passed while every worker was busy. */
 void
 queue_sweep_expired(struct luapool *pool, int64_t now)

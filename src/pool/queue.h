@@ -24,6 +24,8 @@ void queue_fail(struct luapool *pool, struct job *job, enum luapool_status statu
 void queue_count(struct luapool *pool, uint64_t *counter, uint64_t n);
 /* When a job's time is up: enqueue time + its timeout (or the pool's maximum). */
 int64_t queue_job_deadline_ns(const struct luapool *pool, const struct job *job);
+/* Whether jobs wait in the queue. */
+int queue_has_jobs(struct luapool *pool);
 /* Answers queued jobs whose deadline passed while every worker was busy. */
 void queue_sweep_expired(struct luapool *pool, int64_t now);
 

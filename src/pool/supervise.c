@@ -36,6 +36,9 @@ close_log(struct luapool *pool, struct worker *w)
 {
 	if (w->log_fd == -1)
 		return;
+	/* The worker is dead: what the pipe holds is all it wrote, unless
+	 * someone else holds the write end (a fork of the embedding program),
+	 * so stop at "nothing more for now" too. */
 	while (worker_log_read(&w->log, w->log_fd, w->pid, frame_now_ns()) == 1)
 		;
 	worker_log_finish(&w->log, w->pid);
@@ -47,7 +50,7 @@ close_log(struct luapool *pool, struct worker *w)
 void
 supervise_read_log(struct luapool *pool, struct worker *w)
 {
-	if (w->log_fd != -1 && worker_log_read(&w->log, w->log_fd, w->pid, frame_now_ns()) != 1)
+	if (w->log_fd != -1 && worker_log_read(&w->log, w->log_fd, w->pid, frame_now_ns()) <= 0)
 		close_log(pool, w);
 }
 
@@ -98,8 +101,8 @@ schedule_respawn(struct luapool *pool, struct worker *w, int quick_failure)
 {
 	w->state = WORKER_DOWN;
 	w->pid = 0;
-	if (pool->stopping)
-		return;
+	if (pool->stopping && !queue_has_jobs(pool))
+		return;		/* a drain still runs what is queued: replace it */
 	int64_t delay_ms = 0;
 	if (quick_failure) {
 		/* The first unexplained death is replaced at once; a worker that
@@ -120,7 +123,8 @@ supervise_respawn_due(struct luapool *pool, int64_t now)
 {
 	for (unsigned i = 0; i < pool->nworkers; i++) {
 		struct worker *w = &pool->workers[i];
-		if (w->state != WORKER_DOWN || pool->stopping || w->respawn_at_ns > now)
+		if (w->state != WORKER_DOWN || w->respawn_at_ns > now ||
+		    (pool->stopping && !queue_has_jobs(pool)))
 			continue;
 		if (supervise_spawn(pool, w) == -1) {
 			schedule_respawn(pool, w, 1);

@@ -117,7 +117,7 @@ worker_log_read(struct worker_log *log, int fd, pid_t pid, int64_t now_ns)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			return errno == EAGAIN || errno == EWOULDBLOCK ? 1 : -1;
+			return errno == EAGAIN || errno == EWOULDBLOCK ? 2 : -1;
 		}
 		take_bytes(log, chunk, (size_t)n, pid, now_ns);
 	}

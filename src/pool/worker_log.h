@@ -33,8 +33,9 @@ struct worker_log {
 void worker_log_reset(struct worker_log *log);
 
 /* Reads what the non-blocking `fd` holds (a bounded amount per call) and
- * logs each complete line.  1: open, more may come; 0: end of file;
- * -1: read error.  Either of the last two: the caller closes fd and calls
+ * logs each complete line.  2: open, nothing more for now; 1: open, the
+ * per-call budget was used (more may be there); 0: end of file; -1: read
+ * error.  Either of the last two: the caller closes fd and calls
  * worker_log_finish. */
 int worker_log_read(struct worker_log *log, int fd, pid_t pid, int64_t now_ns);
 

@@ -16,7 +16,6 @@
 #include "vm/sandbox.h"
 #include "vm/worker.h"
 
-#define MAX_REQUEST_BYTES (256u * 1024u * 1024u)
 /* RLIMIT_AS beyond what the heap, result and request buffers need: the
  * binary and its libraries (about 4 MiB at idle, measured), the 8 MiB main
  * stack, LuaJIT's machine code (512 KiB by default), with room to spare.
@@ -57,7 +56,7 @@ parse_args(int argc, char **argv, struct worker_options *o, pid_t *parent,
 	o->default_timeout_ms = 1000;
 	o->max_timeout_ms = 60000;
 	o->allow_bytecode = 1;
-	o->max_request_bytes = MAX_REQUEST_BYTES;
+	o->max_request_bytes = FRAME_MAX_PAYLOAD;
 	*parent = 0;
 	for (int i = 1; i + 1 < argc; i += 2) {
 		const char *k = argv[i];

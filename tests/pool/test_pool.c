@@ -401,6 +401,35 @@ count_reply(void *arg, const struct luapool_reply *reply)
 	pthread_mutex_unlock(&c->lock);
 }
 
+/* A worker retired during a drain (here after every job) is replaced while
+ * jobs wait: the drain runs them all instead of hanging. */
+START_TEST(shutdown_should_run_queued_jobs_when_workers_retire_meanwhile)
+{
+	teardown();
+	struct luapool_options opts;
+	struct luapool_error err;
+	luapool_options_init(&opts);
+	opts.workers = 1;
+	opts.max_jobs_per_worker = 1;
+	pool = luapool_new_with(&opts, &err);
+	ck_assert_msg(pool != NULL, "%s", err.message);
+	struct counter c = { .lock = PTHREAD_MUTEX_INITIALIZER };
+	const char *request = "{\"source\":\"return 1\"}";
+	struct luapool_job job = {
+		.kind = LUAPOOL_JOB_EXEC, .request = request, .request_len = strlen(request),
+	};
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(luapool_submit_async(pool, &job, count_reply, &c, &err), 0);
+	ck_assert_int_eq(luapool_shutdown(pool), 0);
+	ck_assert_int_eq(c.done, 3);
+	ck_assert_int_eq(c.ok, 3);
+	/* Dispatching a shut-down pool does nothing. */
+	ck_assert_int_eq(luapool_dispatch(pool), -1);
+	luapool_free(pool);
+	pool = NULL;
+}
+END_TEST
+
 START_TEST(a_full_queue_should_refuse_at_once_and_shutdown_should_end_everything)
 {
 	teardown();
@@ -618,6 +647,7 @@ pool_suite(void)
 	tcase_add_test(tc, external_dispatch_should_run_jobs_from_the_callers_loop);
 	tcase_add_test(tc, a_worker_whose_heap_stays_high_should_be_replaced);
 	tcase_add_test(tc, a_long_job_should_run_at_low_priority_until_it_ends);
+	tcase_add_test(tc, shutdown_should_run_queued_jobs_when_workers_retire_meanwhile);
 	suite_add_tcase(s, tc);
 	return s;
 }
