@@ -3,7 +3,10 @@
  * These strings are part of the HTTP contract (problem `code`, metric
  * labels), so they never change.
  */
+#include <string.h>
+
 #include "luapool.h"
+#include "common/status.h"
 
 const char *
 luapool_status_code(enum luapool_status status)
@@ -22,6 +25,30 @@ luapool_status_code(enum luapool_status status)
 	case LUAPOOL_E_SHUTDOWN: return "shutting_down";
 	}
 	return "internal_error";
+}
+
+/* The codes a worker may answer with each status: what the worker's
+ * vm_outcome_set produces.  Everything else (overloaded, unauthorized,
+ * not_found ...) is the supervisor's to say. */
+static const struct {
+	enum luapool_status status;
+	const char *code;
+} worker_codes[] = {
+	{ LUAPOOL_E_INVALID, "invalid_json" }, { LUAPOOL_E_INVALID, "invalid_request" },
+	{ LUAPOOL_E_INVALID, "unknown_field" }, { LUAPOOL_E_INVALID, "invalid_base64" },
+	{ LUAPOOL_E_BYTECODE, "invalid_bytecode" }, { LUAPOOL_E_COMPILE, "compile_error" },
+	{ LUAPOOL_E_SCRIPT, "script_error" }, { LUAPOOL_E_MEMORY, "memory_limit_exceeded" },
+	{ LUAPOOL_E_RESULT, "result_not_serializable" }, { LUAPOOL_E_RESULT, "result_too_large" },
+	{ LUAPOOL_E_DEADLINE, "deadline_exceeded" },
+};
+
+int
+luapool_worker_code_fits(enum luapool_status status, const char *code)
+{
+	for (size_t i = 0; i < sizeof(worker_codes) / sizeof(worker_codes[0]); i++)
+		if (worker_codes[i].status == status && strcmp(worker_codes[i].code, code) == 0)
+			return 1;
+	return 0;
 }
 
 const char *

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/status.h"
 #include "pool/channel.h"
 #include "pool/poller.h"
 #include "pool/queue.h"
@@ -103,6 +104,13 @@ handle_reply(struct luapool *pool, struct worker *w, const struct frame_header *
 		reply.traceback = parts.traceback;
 		reply.logs = parts.logs;
 		reply.error_value = parts.error_value;
+		if (!luapool_worker_code_fits(reply.status, reply.code)) {
+			log_error("worker %d answered status %u with code \"%.40s\": not a worker's "
+			    "answer", (int)w->pid, h->status, reply.code);
+			kill(w->pid, SIGKILL);
+			supervise_stop(pool, w);
+			return;
+		}
 	}
 	if (h->flags & (FRAME_SOFT_STOP | FRAME_CACHE_HIT | FRAME_CACHE_MISS | FRAME_EXITING)) {
 		pthread_mutex_lock(&pool->lock);

@@ -55,6 +55,32 @@ be_early_replier(void)
 	return 0;
 }
 
+/* Reads its job whole, then answers it with a code only the supervisor
+ * may give (503 overloaded, which clients would retry). */
+static int
+be_forger(void)
+{
+	struct frame_header h = { .type = FRAME_READY };
+	if (frame_send(FRAME_WORKER_FD, &h, "hostile", 7) == -1 ||
+	    read_exactly(FRAME_WORKER_FD, &h, sizeof(h)) == -1)
+		return 1;
+	char skip[4096];
+	for (uint32_t left = h.length; left > 0; ) {
+		uint32_t n = left < sizeof(skip) ? left : (uint32_t)sizeof(skip);
+		if (read_exactly(FRAME_WORKER_FD, skip, n) == -1)
+			return 1;
+		left -= n;
+	}
+	static const char forged[] = "overloaded\0try later\0";
+	struct frame_header reply = { .type = FRAME_REPLY, .job_id = h.job_id,
+		.status = LUAPOOL_E_OVERLOADED };
+	if (frame_send(FRAME_WORKER_FD, &reply, forged, sizeof(forged) - 1) == -1)
+		return 1;
+	for (int i = 0; i < 100; i++)	/* up to 10 s, unless killed first */
+		usleep(100000);
+	return 0;
+}
+
 /* Sends FRAME_MODULE with this name for job_id and waits for the reply. */
 static int
 ask_for_module(uint64_t job_id, const char *name, size_t len)
@@ -138,11 +164,12 @@ START_TEST(a_module_request_from_an_idle_worker_should_kill_it)
 }
 END_TEST
 
-/* Each role asks out of bounds while running a job: the job is answered
- * worker_crashed, never left waiting. */
+/* Each role asks out of bounds while running a job, or answers with a
+ * code that is not a worker's to give: the job is answered worker_crashed,
+ * never left waiting nor given the forged answer. */
 START_TEST(module_requests_out_of_bounds_should_kill_the_worker)
 {
-	static const char *const roles[] = { "module-flood", "module-long-name" };
+	static const char *const roles[] = { "module-flood", "module-long-name", "forged-code" };
 	for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++) {
 		struct luapool *pool = hostile_pool(roles[i]);
 		struct luapool_error err;
@@ -209,6 +236,8 @@ main(void)
 	const char *role = getenv(HOSTILE_ENV);
 	if (role && strcmp(role, "early-reply") == 0)
 		return be_early_replier();
+	if (role && strcmp(role, "forged-code") == 0)
+		return be_forger();
 	if (role && strncmp(role, "module-", 7) == 0)
 		return be_module_asker(role);
 	Suite *s = suite_create("hostile worker");
