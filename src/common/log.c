@@ -26,6 +26,7 @@ static const char *program_name = "luapoold";
 
 static volatile enum log_format current_format = LOG_FORMAT_TEXT;
 static volatile int journal_stream = -1;	/* -1: not looked at yet */
+static volatile int raw_lines;		/* see log_set_raw */
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 /* syslog priorities: err, warning, info, debug */
@@ -59,6 +60,12 @@ void
 log_set_name(const char *name)
 {
 	program_name = name;
+}
+
+void
+log_set_raw(int raw)
+{
+	raw_lines = raw;
 }
 
 void
@@ -174,7 +181,14 @@ log_write(enum log_level level, const char *func, const char *fmt, va_list ap)
 	int m = vsnprintf(message, sizeof(message), fmt, ap);
 	size_t mlen = m < 0 ? 0 : (size_t)m < sizeof(message) ? (size_t)m : sizeof(message) - 1;
 	int json = current_format == LOG_FORMAT_JSON;
-	log_escape(escaped, sizeof(escaped), message, mlen, json);
+	if (raw_lines) {
+		/* A worker: the supervisor escapes its lines; only keep one line. */
+		for (size_t i = 0; i < mlen; i++)
+			escaped[i] = message[i] == '\n' || message[i] == '\0' ? ' ' : message[i];
+		escaped[mlen] = '\0';
+	} else {
+		log_escape(escaped, sizeof(escaped), message, mlen, json);
+	}
 	int n;
 	if (json) {
 		char when[40];

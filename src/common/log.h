@@ -14,6 +14,10 @@ enum log_level log_get_level(void);
 int log_parse_level(const char *name, enum log_level *out);
 void log_set_name(const char *name);
 void log_set_format(enum log_format format);
+/* 1: messages are not escaped, only kept on one line: for a worker, whose
+ * stderr the supervisor reads and escapes (escaping twice would double
+ * every backslash). */
+void log_set_raw(int raw);
 /* "text" "json"; returns -1 for anything else. */
 int log_parse_format(const char *name, enum log_format *out);
 /* Copies len bytes of text into out (cap bytes, NUL-terminated) with every

@@ -133,6 +133,7 @@ main(int argc, char **argv)
 	char err[256] = "";
 
 	log_set_name("luapool-worker");
+	log_set_raw(1);
 	parse_args(argc, argv, &opts, &parent, &id);
 	/* First, so nothing else runs as root; before the parent tie, which
 	 * a change of credentials clears. */
