@@ -190,6 +190,17 @@ handle_module_request(struct luapool *pool, struct worker *w, const struct frame
 	channel_continue_send(pool, w);
 }
 
+/* Printable ASCII only: the engine version reaches /v1/info and metric
+ * labels, and comes from a worker. */
+static int
+is_printable(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (s[i] < 0x20 || s[i] > 0x7e)
+			return 0;
+	return 1;
+}
+
 static void
 handle_frame(struct luapool *pool, struct worker *w, const struct frame_header *h,
     const char *payload)
@@ -199,7 +210,8 @@ handle_frame(struct luapool *pool, struct worker *w, const struct frame_header *
 		w->backstop_ns = 0;
 		w->quick_failures = 0;
 		w->ready = 1;
-		if (h->length > 0 && h->length < sizeof(pool->engine_version)) {
+		if (h->length > 0 && h->length < sizeof(pool->engine_version) &&
+		    is_printable(payload, h->length)) {
 			pthread_mutex_lock(&pool->lock);
 			memcpy(pool->engine_version, payload, h->length + 1);
 			pthread_mutex_unlock(&pool->lock);
