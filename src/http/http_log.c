@@ -49,14 +49,16 @@ path_field(char *out, size_t cap, const char *path)
 void
 http_log_access(const struct request *r, int status, double seconds, int aborted)
 {
-	char path[3 * sizeof(r->path) + 1];
+	char path[3 * sizeof(r->path) + 1], name[3 * sizeof(r->name) + 1];
 	path_field(path, sizeof(path), r->path);
+	/* The name is the decoded URL tail, checked only later: one field too. */
+	path_field(name, sizeof(name), r->script_item ? r->name : "-");
 	char timing[64] = "queue=- run=-";
 	if (r->job_answered)
 		snprintf(timing, sizeof(timing), "queue=%.3f run=%.3f", r->queued_ms, r->run_ms);
 	log_info("%s %s %d %.3f ms worker=%d in=%zu out=%zu id=%s script=%s code=%s %s%s%s%s",
 	    method_name(r->method), path, status, seconds * 1e3, r->worker_pid, r->in_bytes,
-	    r->resp_len, r->request_id, r->script_item ? r->name : "-",
+	    r->resp_len, r->request_id, name,
 	    r->problem_code[0] ? r->problem_code : "-", timing,
 	    r->traceparent[0] ? " traceparent=" : "", r->traceparent,
 	    aborted ? " (aborted)" : "");

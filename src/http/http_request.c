@@ -13,10 +13,22 @@
 
 #include <microhttpd.h>
 
+#include "common/frame.h"
 #include "http/http_internal.h"
 #include "http/problem.h"
 
 #define TRIM_AFTER_BYTES	((size_t)1 << 20)
+
+static void
+trim_when_quiet(struct http *http)
+{
+	static _Atomic int64_t last_trim_ns;
+	int64_t now = frame_now_ns(), last = atomic_load(&last_trim_ns);
+	if (now - last < 1000000000LL && atomic_load(&http->inflight_bytes) >= TRIM_AFTER_BYTES)
+		return;
+	if (atomic_compare_exchange_strong(&last_trim_ns, &last, now))
+		malloc_trim(0);
+}
 
 void
 http_request_unref(struct request *r)
@@ -24,15 +36,18 @@ http_request_unref(struct request *r)
 	if (atomic_fetch_sub(&r->refs, 1) != 1)
 		return;
 	size_t charged = r->charged;
+	struct http *http = r->http;
 	atomic_fetch_sub(&r->http->inflight_bytes, charged);
 	buffer_free(&r->body);
 	free(r->resp_body);
 	pthread_mutex_destroy(&r->lock);
 	free(r);
 	/* Large blocks freed inside the heap stay resident until trimmed: one
-	 * big request would otherwise keep the supervisor large for good. */
+	 * big request would otherwise keep the supervisor large for good.
+	 * malloc_trim walks every arena: once the big requests are over, at
+	 * most once a second, not after each of a stream of them. */
 	if (charged >= TRIM_AFTER_BYTES)
-		malloc_trim(0);
+		trim_when_quiet(http);
 }
 
 void
