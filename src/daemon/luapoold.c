@@ -380,14 +380,17 @@ drain_and_stop(struct daemon *d, int signal_fd)
 	int64_t bound = frame_now_ns() + ((int64_t)d->cfg.max_timeout_ms + DRAIN_EXTRA_MS) * 1000000;
 	while (luapool_drain(d->pool) > 0 && frame_now_ns() < bound)
 		http_serve_once(d->http, signal_fd, 2);
+	/* The pool first: it answers every job it still holds, which resumes
+	 * their connections; libmicrohttpd must not be stopped with a
+	 * connection suspended. */
+	if (luapool_shutdown(d->pool) != 0)
+		log_warn("a worker had to be killed at shutdown");
 	/* Answers are queued; let them be written out. */
 	int64_t flush = frame_now_ns() + (int64_t)DRAIN_EXTRA_MS * 1000000;
 	while (http_in_flight(d->http) > 0 && frame_now_ns() < flush)
 		http_serve_once(d->http, signal_fd, 2);
 	http_stop(d->http);
 	d->http = NULL;
-	if (luapool_shutdown(d->pool) != 0)
-		log_warn("a worker had to be killed at shutdown");
 	luapool_free(d->pool);
 	d->pool = NULL;
 	log_info("stopped");
