@@ -238,14 +238,25 @@ run_protected(lua_State *L)
 	lua_pushvalue(L, 3);
 	lua_setfenv(L, 2);
 	lua_pop(L, 1);
+	lua_pushvalue(L, 2);					/* 3: called, 2 kept */
 	int status = lua_pcall(L, 0, 1, 1);
+	if (rc->vm->lua_done)
+		rc->vm->lua_done();
 	if (status != 0) {
 		classify_failure(rc, status);
 		if (rc->out->status == LUAPOOL_E_SCRIPT)
 			encode_error_value(rc);
-		return 0;
+	} else {
+		encode_result(rc);
 	}
-	encode_result(rc);
+	vm_env_forget(L, rc->vm, 2);
+	return 0;
+}
+
+static int
+collect_protected(lua_State *L)
+{
+	lua_gc(L, LUA_GCCOLLECT, 0);
 	return 0;
 }
 
@@ -261,10 +272,20 @@ vm_end_job(struct vm *vm, int collect)
 	free(vm->decoded);
 	vm->decoded = NULL;
 	vm->loaded_ok = 0;
-	if (collect || vm->used > vm->limit / 2)
-		lua_gc(L, LUA_GCCOLLECT, 0);
+	/* Protected: shrinking the string table allocates, and an unprotected
+	 * out-of-memory would end the process. */
+	if ((collect || vm->used > vm->limit / 2) && lua_cpcall(L, collect_protected, NULL) != 0) {
+		lua_settop(L, 0);
+		vm->collect_failed = 1;
+	}
 	vm->interrupted = 0;
 	vm->memory_refused = 0;
+}
+
+void
+vm_on_lua_done(struct vm *vm, void (*done)(void))
+{
+	vm->lua_done = done;
 }
 
 static int check_script(struct vm *vm, const struct vm_job *job, struct vm_outcome *out);
@@ -323,6 +344,8 @@ vm_run(struct vm *vm, const struct vm_job *job, struct vm_outcome *out)
 	/* vm_end_job collected if the heap passed half the limit: still above
 	 * it means live data the next job would inherit a small heap from. */
 	out->heap_high = vm->used > vm->limit / 2;
+	if (vm->collect_failed)
+		out->replace = VM_REPLACE_MEMORY;
 	if (!state_looks_sound(vm))
 		out->replace = VM_REPLACE_DAMAGED;
 	return 0;

@@ -85,6 +85,11 @@ void vm_free(struct vm *vm);
  * Async-signal-safe; the hook stays until the job ends. */
 void vm_interrupt(struct vm *vm);
 
+/* `done` runs as soon as a job's Lua code has returned, before the
+ * clean-up (encoding, a full collection): the worker's deadline timer must
+ * not take a long clean-up for a job that ignored its soft stop. */
+void vm_on_lua_done(struct vm *vm, void (*done)(void));
+
 /* Runs (or compiles) what vm_request_load (vm_request.h) loaded. */
 int vm_run_loaded(struct vm *vm, struct vm_outcome *outcome);
 

@@ -368,7 +368,16 @@ open_sandbox(lua_State *L)
 	lua_pushcfunction(L, job_modules);
 	lua_call(L, 10, 1);
 	vm->index_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	lua_newtable(L);
+	vm->spent_env_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	return 0;
+}
+
+void
+vm_env_forget(lua_State *L, struct vm *vm, int idx)
+{
+	lua_rawgeti(L, LUA_REGISTRYINDEX, vm->spent_env_ref);
+	lua_setfenv(L, idx < 0 ? idx - 1 : idx);
 }
 
 /* Builds the sandbox in a fresh state: 0, or -1 with err filled. */

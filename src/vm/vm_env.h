@@ -20,6 +20,10 @@ void vm_env_push_module_env(struct lua_State *L, struct vm *vm);
 /* Pushes the running job's loaded-modules table (package.loaded) onto L,
  * made on first use and dropped with the job. */
 void vm_env_push_loaded(struct lua_State *L, struct vm *vm);
+/* Gives the function at idx (a cached chunk that just ran) an empty
+ * environment, so the job's globals and ctx die with the job instead of
+ * staying reachable from the cache. */
+void vm_env_forget(struct lua_State *L, struct vm *vm, int idx);
 /* Clears the state table slots a job used (environment, ids, request ...). */
 void vm_env_clear(struct vm *vm);
 

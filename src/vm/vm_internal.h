@@ -49,6 +49,9 @@ struct vm {
 	volatile int interrupted;
 	struct vm_limits limits;
 	int index_ref, state_ref, handler_ref;
+	int spent_env_ref;		/* what a chunk's environment becomes after its job */
+	int collect_failed;		/* a full collection ran out of memory: replace */
+	void (*lua_done)(void);		/* see vm_on_lua_done */
 	int module_handler_ref;		/* error handler of a module's main chunk */
 	struct cache_entry *cache;
 	unsigned cache_count;

@@ -142,9 +142,11 @@ vm_require_lua(lua_State *L)
 	lua_setfenv(L, 4);
 	memcpy(vm->module_chain[vm->module_depth], name, len + 1);
 	vm->module_depth++;
+	lua_pushvalue(L, 4);			/* 5: called, 4 kept */
 	lua_pushvalue(L, 1);			/* the chunk gets its name, as in Lua */
 	int status = lua_pcall(L, 1, 1, 3);
 	vm->module_depth--;
+	vm_env_forget(L, vm, 4);
 	if (status != 0)
 		return lua_error(L);		/* not loaded: a later require tries again */
 	if (lua_isnil(L, -1)) {

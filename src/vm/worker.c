@@ -77,10 +77,19 @@ on_deadline(int sig)
 	_exit(FRAME_EXIT_DEADLINE);
 }
 
+/* The job's Lua code returned: what follows (encoding, a full collection)
+ * is ours, and must not be taken for a job that ignored its soft stop. */
+static void
+lua_finished(void)
+{
+	job_running = 0;
+}
+
 int
 worker_prepare_deadlines(struct vm *vm)
 {
 	deadline_vm = vm;
+	vm_on_lua_done(vm, lua_finished);
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_deadline;

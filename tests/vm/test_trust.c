@@ -289,6 +289,33 @@ START_TEST(a_request_that_fills_the_heap_should_replace_its_worker)
 }
 END_TEST
 
+/* A cached chunk used to keep its last job's environment (globals, ctx)
+ * alive until it ran again: a big global then made every later job look
+ * like a high heap.  And a full collection near the heap limit, run
+ * outside protected mode, could end the worker. */
+START_TEST(a_jobs_globals_should_die_with_the_job)
+{
+	apitest_make_scratch_dir();
+	static const char *const options[] = { "--workers", "1", "--memory-limit-mb", "32", NULL };
+	apitest_start(options);
+	struct httpc_response r;
+	for (int i = 0; i < 3; i++) {	/* 16 MiB of array (8-byte slots), half the heap */
+		post_json("/v1/exec", "{\"source\":\"big = {} for i = 1, 2000000 do big[i] = i end "
+		    "return #big\"}", &r);
+		expect_json(&r, 200, "{\"result\":2000000}");
+		httpc_response_free(&r);
+	}
+	ck_assert_int_eq(metric_value("luapoold_worker_replacements_total{reason=\"heap_high\"} "), 0);
+	post_json("/v1/exec", "{\"source\":\"local tmp = {} for i = 1, 200000 do tmp[i] = 'k' .. i end "
+	    "tmp = nil big = {} pcall(function() for i = 1, 1e9 do big[i] = {i} end end) "
+	    "return #big > 0\",\"timeout_ms\":30000}", &r);
+	expect_json(&r, 200, "{\"result\":true}");
+	httpc_response_free(&r);
+	ck_assert_int_eq(metric_value("luapoold_worker_crashes_total "), 0);
+	expect_hello_works();
+}
+END_TEST
+
 /* With bytecode_jit = no, client bytecode stays in the interpreter, where
  * the soft stop works: a loop the JIT would compile (and only a hard stop
  * could end) is stopped softly, and its worker lives on. */
@@ -463,6 +490,7 @@ trust_suite(void)
 	tcase_add_checked_fixture(own, apitest_setup, apitest_teardown);
 	tcase_set_timeout(own, TEST_TIMEOUT_S + 30);
 	tcase_add_test(own, a_request_that_fills_the_heap_should_replace_its_worker);
+	tcase_add_test(own, a_jobs_globals_should_die_with_the_job);
 	tcase_add_test(own, client_bytecode_should_stay_in_the_interpreter_without_bytecode_jit);
 	tcase_add_test(own, client_bytecode_loops_should_need_the_hard_stop_with_bytecode_jit);
 	tcase_add_test(own, a_storm_of_mutated_bytecode_should_fail_no_correct_request);
