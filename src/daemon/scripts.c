@@ -464,6 +464,19 @@ scripts_count(struct scripts *s)
 
 /* Loading the directory ---------------------------------------------- */
 
+/* Whether the store holds this very script already (then it was checked
+ * when it came in).  The caller holds write_lock, so the table is stable. */
+static int
+already_stored(const struct scripts *s, const char *name, int is_source, const char *chunk,
+    size_t len)
+{
+	unsigned index;
+	if (!table_find(&s->table, name, &index))
+		return 0;
+	const struct script *old = s->table.items[index];
+	return old->is_source == is_source && old->len == len && memcmp(old->chunk, chunk, len) == 0;
+}
+
 /* Reads, validates and adds one file to `loaded`; logs when it does not. */
 static void
 load_candidate(const struct scripts *s, const struct scripts_dir_entry *c,
@@ -498,7 +511,9 @@ load_candidate(const struct scripts *s, const struct scripts_dir_entry *c,
 	if (scripts_dir_read(path, &chunk, &len, &mtime) == -1)
 		return;
 	err[0] = '\0';
-	if (validate != NULL &&
+	/* A reload checks only what changed: checking compiles in a worker,
+	 * and a busy pool must not make a rescan drop scripts that were fine. */
+	if (validate != NULL && !already_stored(s, c->name, c->is_source, chunk, len) &&
 	    validate(arg, c->name, c->is_source, chunk, len, err, sizeof(err)) == -1) {
 		log_warn("skipping %s: %s", path, err[0] ? err : "rejected");
 		goto done;

@@ -534,6 +534,14 @@ START_TEST(load_dir_should_skip_only_the_files_the_validator_rejects)
 	assert_script(s, "other", 0, bytecode, BYTECODE_LEN);
 	ck_assert_int_eq(scripts_describe(s, "bad", &(struct buffer){ 0 }), -1);
 	ck_assert(file_exists(dir, "bad.lua"));	/* skipped, not deleted */
+	/* A rescan checks only what changed: the new file and the changed one. */
+	write_file(dir, "new.lua", "return 2", 8);
+	write_file(dir, "good.lua", "return 3", 8);
+	v.calls = 0;
+	ck_assert_int_eq(scripts_load_dir(s, reject_the_script_named_bad, &v), 3);
+	ck_assert_int_eq(v.calls, 3);	/* good (changed), new, and bad (never stored) */
+	assert_script(s, "good", 1, "return 3", 8);
+	assert_script(s, "other", 0, bytecode, BYTECODE_LEN);
 	scripts_free(s);
 }
 END_TEST
