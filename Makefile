@@ -192,8 +192,8 @@ check: deps-tests
 	$(MAKE) check-asan
 	$(MAKE) check-tsan
 
-check-layers:
-	@scripts/check-layers.sh
+check-layers: all
+	@scripts/check-layers.sh $(BUILD)
 
 check-unit: check-layers all $(TEST_BINS) $(BUILD)/example_hello check-bytecode-corpus \
             $(if $(SAN),,check-openapi check-install check-config-docs)
@@ -265,7 +265,8 @@ fuzz: build/fuzz_decode
 
 build/fuzz_decode: $(FUZZ_SRC) $(wildcard src/vm/vm_json*.h tests/support/*.h) src/common/buffer.h
 	@mkdir -p build/fuzz-corpus
-	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE $(WARN) -O1 -g -fsanitize=fuzzer,address,undefined \
+	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE $(WARN) -Wno-format-nonliteral -O1 -g \
+	  -fsanitize=fuzzer,address,undefined \
 	  -fno-sanitize-recover=all -Iinclude -Isrc -Itests $(LUA_CFLAGS) $(CJSON_CFLAGS) \
 	  -o $@ $(FUZZ_SRC) $(LUA_LIBS) $(CJSON_LIBS) -lm
 

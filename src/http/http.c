@@ -348,6 +348,8 @@ http_start(const struct http_options *opts, struct luapool *pool, struct scripts
 	struct http *http = calloc(1, sizeof(*http));
 	struct sockaddr_storage ss;
 	int ipv6 = 0;
+	if (errlen > 0)
+		err[0] = '\0';
 	if (http == NULL)
 		goto fail;
 	http->opts = *opts;
@@ -356,6 +358,10 @@ http_start(const struct http_options *opts, struct luapool *pool, struct scripts
 	pthread_mutex_init(&http->config_lock, NULL);
 	http->auth_token = opts->auth_token ? strdup(opts->auth_token) : NULL;
 	http->info_json = opts->info_json ? strdup(opts->info_json) : NULL;
+	/* No token copy would mean no authentication: never start so. */
+	if ((opts->auth_token && http->auth_token == NULL) ||
+	    (opts->info_json && http->info_json == NULL))
+		goto fail;
 	atomic_init(&http->max_body_bytes, opts->max_body_bytes);
 	atomic_init(&http->max_inflight_bytes, opts->max_inflight_bytes);
 	atomic_init(&http->request_read_timeout_s, opts->request_read_timeout_s);
@@ -429,6 +435,8 @@ http_start(const struct http_options *opts, struct luapool *pool, struct scripts
 		goto fail;
 	return http;
 fail:
+	if (errlen > 0 && err[0] == '\0')
+		snprintf(err, errlen, "out of memory");
 	if (http) {
 		if (http->daemon)
 			MHD_stop_daemon(http->daemon);
@@ -457,9 +465,14 @@ http_reload(struct http *http, const struct http_options *opts)
 	atomic_store(&http->access_log, opts->access_log);
 	atomic_store(&http->metrics_auth, opts->metrics_auth);
 	atomic_store(&http->slow_job_ms, opts->slow_job_ms);
+	char *token = opts->auth_token ? strdup(opts->auth_token) : NULL;
+	if (opts->auth_token && token == NULL) {
+		log_error("out of memory: the previous auth token stays");
+		return;
+	}
 	pthread_mutex_lock(&http->config_lock);
 	free(http->auth_token);
-	http->auth_token = opts->auth_token ? strdup(opts->auth_token) : NULL;
+	http->auth_token = token;
 	pthread_mutex_unlock(&http->config_lock);
 }
 

@@ -39,7 +39,6 @@ if kill -0 $pid 2>/dev/null; then echo "openapi: FAILED: luapoold did not exit a
 else wait $pid || { echo "openapi: FAILED: luapoold exited $?"; status=1; }
 fi
 pid=""
-: >"$tmp/log"
 if grep -q -E '^(==[0-9]+==ERROR|SUMMARY: (Address|Undefined)Sanitizer)|runtime error:' "$tmp/log"; then
 	echo "openapi: FAILED: sanitizer report:"; cat "$tmp/log"; status=1
 fi
