@@ -259,7 +259,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_SRC     := tests/vm/fuzz_decode.c tests/support/jsoncompare.c tests/support/jsonpush.c \
                 tests/support/json.c src/vm/vm_json.c src/vm/vm_json_encode.c \
                 src/vm/vm_json_decode.c src/vm/vm_json_scan.c src/vm/vm_json_common.c \
-                src/vm/vm_json_path.c src/common/buffer.c
+                src/vm/vm_json_path.c src/common/buffer.c src/common/text.c
 
 fuzz: build/fuzz_decode
 

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/text.h"
 
 static volatile enum log_level current_level = LOG_INFO;
 static const char *program_name = "luapoold";
@@ -101,32 +102,15 @@ stderr_is_journal(void)
 	return yes;
 }
 
-/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if none. */
-static size_t
-utf8_sequence(const unsigned char *s, size_t n)
-{
-	size_t len = s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 ? 2 : 0;
-	if (len == 0 || s[0] > 0xf4 || len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++)
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-	if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] > 0x9f) ||
-	    (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] > 0x8f))
-		return 0;
-	return len;
-}
-
 size_t
 log_escape(char *out, size_t cap, const char *text, size_t len, int json)
 {
-	static const char hex[] = "0123456789abcdef";
 	const unsigned char *s = (const unsigned char *)text;
 	size_t o = 0;
 	if (cap == 0)
 		return 0;
 	for (size_t i = 0; i < len; ) {
-		size_t seq = s[i] >= 0x80 ? utf8_sequence(s + i, len - i) : 0;
+		size_t seq = s[i] >= 0x80 ? text_utf8_length(s + i, len - i) : 0;
 		char esc[8];
 		size_t elen = 0;
 		if (seq > 0) {
@@ -145,8 +129,8 @@ log_escape(char *out, size_t cap, const char *text, size_t len, int json)
 			/* \u00XX stays valid JSON; \xXX reads better in text */
 			memcpy(esc, json ? "\\u00" : "\\x", json ? 4 : 2);
 			elen = json ? 4 : 2;
-			esc[elen++] = hex[s[i] >> 4];
-			esc[elen++] = hex[s[i] & 15];
+			esc[elen++] = text_hex_digits[s[i] >> 4];
+			esc[elen++] = text_hex_digits[s[i] & 15];
 		} else {
 			esc[0] = (char)s[i];
 			elen = 1;

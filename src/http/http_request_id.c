@@ -16,11 +16,11 @@
 
 #include <microhttpd.h>
 
+#include "common/text.h"
 #include "http/http_internal.h"
 
 #define TRACEPARENT_LEN 55	/* 00-<32 hex>-<16 hex>-<2 hex> */
 
-static const char hex_digits[] = "0123456789abcdef";
 
 void
 http_request_id_seed(struct http *http)
@@ -60,7 +60,7 @@ is_lower_hex(const char *s, size_t n, int nonzero)
 {
 	int any = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (strchr(hex_digits, s[i]) == NULL || s[i] == '\0')
+		if (strchr(text_hex_digits, s[i]) == NULL || s[i] == '\0')
 			return 0;
 		any |= s[i] != '0';
 	}
@@ -95,7 +95,7 @@ http_request_id_take(struct request *r)
 		    memory_order_relaxed);
 		uint64_t id = mix(r->http->request_id_seed + n);
 		for (int i = 15; i >= 0; i--, id >>= 4)
-			r->request_id[i] = hex_digits[id & 15];
+			r->request_id[i] = text_hex_digits[id & 15];
 		r->request_id[16] = '\0';
 	}
 	const char *tp = r->headers.traceparent;

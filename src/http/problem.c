@@ -12,6 +12,7 @@
 #include <cjson/cJSON.h>
 
 #include "common/log.h"
+#include "common/text.h"
 #include "http/problem.h"
 
 static const struct {
@@ -50,24 +51,12 @@ find_problem(const char *code)
 	return -1;
 }
 
-/* The length of the valid UTF-8 character at s (n bytes left), or 0: no
- * overlong forms, no surrogates, nothing above U+10FFFF (RFC 3629). */
+/* The length of the character at s (n bytes left): 1 for ASCII, 0 when it
+ * starts no valid UTF-8 character. */
 static size_t
 utf8_char_length(const unsigned char *s, size_t n)
 {
-	if (s[0] < 0x80)
-		return 1;
-	size_t len = s[0] >= 0xC2 && s[0] <= 0xDF ? 2 : s[0] >= 0xE0 && s[0] <= 0xEF ? 3 :
-	    s[0] >= 0xF0 && s[0] <= 0xF4 ? 4 : 0;
-	if (len == 0 || len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++)
-		if ((s[i] & 0xC0) != 0x80)
-			return 0;
-	if ((s[0] == 0xE0 && s[1] < 0xA0) || (s[0] == 0xED && s[1] > 0x9F) ||
-	    (s[0] == 0xF0 && s[1] < 0x90) || (s[0] == 0xF4 && s[1] > 0x8F))
-		return 0;
-	return len;
+	return s[0] < 0x80 ? 1 : text_utf8_length(s, n);
 }
 
 /* text as valid UTF-8: each byte that starts no valid character (a cut

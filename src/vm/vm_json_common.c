@@ -17,7 +17,6 @@
 /* Registry key: only its address matters. */
 static char array_marker_key;
 
-const char vm_json_common_hex_digits[] = "0123456789abcdef";
 
 /* The array marker ----------------------------------------------------- */
 
@@ -39,39 +38,6 @@ vm_json_common_push_array_marker(lua_State *L)
 {
 	lua_pushlightuserdata(L, &array_marker_key);
 	lua_rawget(L, LUA_REGISTRYINDEX);
-}
-
-/* UTF-8 ------------------------------------------------------------------ */
-
-size_t
-vm_json_common_utf8_length(const unsigned char *s, size_t available)
-{
-	unsigned char low = 0x80, high = 0xbf;
-	size_t len;
-
-	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-		len = 2;
-	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-		len = 3;
-		if (s[0] == 0xe0)
-			low = 0xa0;
-		else if (s[0] == 0xed)
-			high = 0x9f;
-	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-		len = 4;
-		if (s[0] == 0xf0)
-			low = 0x90;
-		else if (s[0] == 0xf4)
-			high = 0x8f;
-	} else {
-		return 0;
-	}
-	if (available < len || s[1] < low || s[1] > high)
-		return 0;
-	for (size_t i = 2; i < len; i++)
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-	return len;
 }
 
 /* Numbers ---------------------------------------------------------------- */

@@ -16,13 +16,12 @@
 
 #include <stddef.h>
 
+#include "common/text.h"
+
 typedef struct lua_State lua_State;
 
 /* Room for a number: "-1.2345678901234567e-308" and a NUL. */
 #define VM_JSON_NUMBER_TEXT_SIZE	32
-
-/* Lower-case hexadecimal digits, for escapes. */
-extern const char vm_json_common_hex_digits[];
 
 /* Creates the shared metatable of arrays in the registry.  Its __metatable
  * field hides and locks it.  Call once per state (vm_json_open does). */
@@ -31,14 +30,6 @@ void vm_json_common_create_array_marker(lua_State *L);
 /* Pushes the array marker metatable, so that every file marks arrays with
  * the same table. */
 void vm_json_common_push_array_marker(lua_State *L);
-
-/*
- * Length (2 to 4) of the UTF-8 sequence starting at s, or 0 if it is not
- * valid: overlong forms, surrogates and code points above U+10FFFF are
- * refused (RFC 3629).  The lead byte is at least 0x80; `available` bytes
- * may be read.
- */
-size_t vm_json_common_utf8_length(const unsigned char *s, size_t available);
 
 /*
  * Writes x as JSON into out (VM_JSON_NUMBER_TEXT_SIZE bytes) and returns

@@ -170,7 +170,7 @@ decode_escaped_string(struct decoder *d, const unsigned char *start,
 			at = next;
 			break;
 		case VM_JSON_SCAN_HIGH:
-			if ((n = vm_json_common_utf8_length(at, (size_t)(close - at))) == 0)
+			if ((n = text_utf8_length(at, (size_t)(close - at))) == 0)
 				return fail_syntax(d, at);
 			memcpy(out, at, n);
 			out += n;
@@ -207,7 +207,7 @@ decode_string(struct decoder *d)
 		case VM_JSON_SCAN_BACKSLASH:
 			return decode_escaped_string(d, start, at);
 		case VM_JSON_SCAN_HIGH:
-			if ((n = vm_json_common_utf8_length(at, (size_t)(end - at))) == 0)
+			if ((n = text_utf8_length(at, (size_t)(end - at))) == 0)
 				return fail_syntax(d, at);
 			at += n;
 			break;

@@ -70,8 +70,8 @@ append_escape(struct buffer *out, unsigned char c)
 {
 	/* Pairs of a character and the letter of its two-character escape. */
 	static const char short_forms[] = "\"\"\\\\\bb\ff\nn\rr\tt";
-	char escape[6] = { '\\', 'u', '0', '0', vm_json_common_hex_digits[c >> 4],
-	    vm_json_common_hex_digits[c & 15] };
+	char escape[6] = { '\\', 'u', '0', '0', text_hex_digits[c >> 4],
+	    text_hex_digits[c & 15] };
 
 	for (const char *form = short_forms; *form != '\0'; form += 2) {
 		if ((unsigned char)form[0] == c) {
@@ -102,7 +102,7 @@ append_string(struct buffer *out, const char *s, size_t len)
 		if (kind == 0) {
 			at++;
 		} else if (kind == 2) {
-			size_t n = vm_json_common_utf8_length(bytes + at, len - at);
+			size_t n = text_utf8_length(bytes + at, len - at);
 			if (n == 0)
 				return VM_JSON_NOT_SERIALIZABLE;
 			at += n;

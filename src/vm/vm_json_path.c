@@ -62,13 +62,13 @@ path_append_quoted_key(struct text *t, const char *key, size_t len)
 
 	text_append(t, "[\"", 2);
 	while (at < len && at < KEY_SHOWN_BYTES) {
-		size_t n = s[at] >= 0x80 ? vm_json_common_utf8_length(s + at, len - at) : 1;
+		size_t n = s[at] >= 0x80 ? text_utf8_length(s + at, len - at) : 1;
 		if (s[at] == '"' || s[at] == '\\') {
 			char escape[2] = { '\\', key[at] };
 			text_append(t, escape, 2);
 		} else if (n == 0 || s[at] < 0x20 || s[at] == 0x7f) {
-			char escape[4] = { '\\', 'x', vm_json_common_hex_digits[s[at] >> 4],
-			    vm_json_common_hex_digits[s[at] & 15] };
+			char escape[4] = { '\\', 'x', text_hex_digits[s[at] >> 4],
+			    text_hex_digits[s[at] & 15] };
 			text_append(t, escape, 4);
 			n = 1;
 		} else {

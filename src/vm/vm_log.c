@@ -48,8 +48,8 @@ escape_ascii(unsigned char c, char *out)
 		return 1;
 	}
 	memcpy(out, "\\u00", 4);
-	out[4] = vm_json_common_hex_digits[c >> 4];
-	out[5] = vm_json_common_hex_digits[c & 15];
+	out[4] = text_hex_digits[c >> 4];
+	out[5] = text_hex_digits[c & 15];
 	return 6;
 }
 
@@ -73,7 +73,7 @@ append_text(struct buffer *b, const char *s, size_t len, size_t max_len)
 		if (p[i] < 0x80) {
 			n = escape_ascii(p[i], piece);
 			used = 1;
-		} else if ((n = vm_json_common_utf8_length(p + i, len - i)) != 0) {
+		} else if ((n = text_utf8_length(p + i, len - i)) != 0) {
 			from = s + i;
 			used = n;
 		} else {

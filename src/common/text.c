@@ -1,0 +1,40 @@
+/*
+ * text.c - the byte-level facts about text that several layers need: where
+ * a valid UTF-8 character ends, and hexadecimal digits for escapes.  One
+ * copy for the log, the problem bodies and the worker's JSON codecs.
+ * Allocates nothing, knows nothing of Lua or HTTP.
+ */
+#include "common/text.h"
+
+const char text_hex_digits[] = "0123456789abcdef";
+
+size_t
+text_utf8_length(const unsigned char *s, size_t available)
+{
+	unsigned char low = 0x80, high = 0xbf;
+	size_t len;
+
+	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+		len = 2;
+	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+		len = 3;
+		if (s[0] == 0xe0)
+			low = 0xa0;
+		else if (s[0] == 0xed)
+			high = 0x9f;
+	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		len = 4;
+		if (s[0] == 0xf0)
+			low = 0x90;
+		else if (s[0] == 0xf4)
+			high = 0x8f;
+	} else {
+		return 0;
+	}
+	if (available < len || s[1] < low || s[1] > high)
+		return 0;
+	for (size_t i = 2; i < len; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	return len;
+}
