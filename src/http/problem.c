@@ -168,13 +168,6 @@ add_worker_json(cJSON *body, const char *name, const char *json, int is_logs)
 }
 
 char *
-problem_body(const char *code, const char *detail, const char *traceback, size_t *len)
-{
-	struct problem_job_parts parts = { .traceback = traceback };
-	return problem_body_for_job(code, detail, &parts, len);
-}
-
-char *
 problem_body_for_job(const char *code, const char *detail,
     const struct problem_job_parts *parts, size_t *len)
 {

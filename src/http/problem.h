@@ -15,11 +15,6 @@ const char *problem_known_code(const char *code);
 /* HTTP status of a code; 500 for an unknown one. */
 int problem_status(const char *code);
 
-/* {"type","title","status","detail","code"[,"message","traceback"]} as a
- * malloc'd string (caller frees), *len its length.  script_error also gets
- * "message" (= detail) and "traceback" when one is given. */
-char *problem_body(const char *code, const char *detail, const char *traceback, size_t *len);
-
 /* What a job's answer adds to a problem body, as a worker sent it: all
  * untrusted, each checked here and left out (with a warning) when it is
  * not what it must be.  NULL: none. */
@@ -30,8 +25,11 @@ struct problem_job_parts {
 	const char *error_value;	/* script_error: any JSON value */
 };
 
-/* problem_body with a job's parts: "logs" and "error_value" are copied as
- * they came once they are found valid UTF-8 JSON of the right shape. */
+/* {"type","title","status","detail","code"[,"message","traceback"]} as a
+ * malloc'd string (caller frees), *len its length.  script_error also gets
+ * "message" (= detail) and "traceback" when one is given.  Of a job's
+ * parts, "logs" and "error_value" are copied as they came once they are
+ * found valid UTF-8 JSON of the right shape. */
 char *problem_body_for_job(const char *code, const char *detail,
     const struct problem_job_parts *parts, size_t *len);
 #endif

@@ -227,7 +227,6 @@ dispatcher_start(struct luapool *pool, struct luapool_error *err)
 	}
 	if (pthread_create(&pool->thread, NULL, dispatcher_main, pool) != 0)
 		goto fail;
-	pool->thread_started = 1;
 	return 0;
 fail:
 	if (err) {
@@ -269,7 +268,6 @@ dispatcher_join(struct luapool *pool)
 		ssize_t unused = write(pool->wakefd, &one, sizeof(one));
 		(void)unused;
 		pthread_join(pool->thread, NULL);
-		pool->thread_started = 0;
 	}
 	for (unsigned i = 0; i < pool->nworkers; i++)
 		buffer_free(&pool->workers[i].in);

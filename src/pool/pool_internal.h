@@ -98,7 +98,6 @@ struct luapool {
 
 	pthread_t thread;
 	pthread_t owner;		/* external_dispatch: the thread that dispatches */
-	int thread_started;
 	int epfd, wakefd;
 	struct worker *workers;
 	unsigned nworkers;

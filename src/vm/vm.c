@@ -29,7 +29,6 @@ struct run_call {
 	struct vm *vm;
 	const struct vm_job *job;
 	struct vm_outcome *out;
-	int compile_only;
 	int check_only;		/* compile without dumping: a script to store */
 };
 
@@ -398,7 +397,7 @@ vm_compile(struct vm *vm, const char *source, size_t len, const char *name,
 {
 	vm_outcome_reset(out);
 	struct vm_job job = { .chunk = source, .chunk_len = len, .is_source = 1, .name = name };
-	struct run_call rc = { .vm = vm, .job = &job, .out = out, .compile_only = 1 };
+	struct run_call rc = { .vm = vm, .job = &job, .out = out };
 	int status = lua_cpcall(vm->L, compile_protected, &rc);
 	if (status != 0)
 		classify_failure(&rc, status);

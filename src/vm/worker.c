@@ -67,9 +67,11 @@ on_deadline(int sig)
 	if (!job_running)
 		return;
 	if (!soft_stop_sent) {
+		int saved_errno = errno;	/* the job may be between a call and its check */
 		soft_stop_sent = 1;
 		vm_interrupt(deadline_vm);
 		arm_timer_at(frame_now_ns() + grace_ns);
+		errno = saved_errno;
 		return;
 	}
 	ssize_t unused = write(FRAME_WORKER_FD, &hard_stop_reply, hard_stop_reply_len);
