@@ -58,7 +58,8 @@ CHECK_LIBS  := $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
 COMMON_SRC := $(wildcard src/common/*.c)
 POOL_SRC   := $(wildcard src/pool/*.c)
 VM_SRC     := $(filter-out src/vm/worker_main.c,$(wildcard src/vm/*.c))
-HTTP_SRC   := $(wildcard src/http/*.c)
+FRONT_HTTP_SRC := $(wildcard src/http/front*.c)
+HTTP_SRC   := $(filter-out $(FRONT_HTTP_SRC),$(wildcard src/http/*.c))
 DAEMON_SRC := $(filter-out src/daemon/luapoold.c,$(wildcard src/daemon/*.c))
 
 LIB_SRC    := $(COMMON_SRC) $(POOL_SRC)
@@ -70,19 +71,23 @@ obj = $(patsubst src/%.c,$(BUILD)/obj/%.o,$(1))
 LIB_OBJ    := $(call obj,$(LIB_SRC))
 WORKER_OBJ := $(call obj,$(sort $(WORKER_SRC)))
 DAEMON_OBJ := $(call obj,$(sort $(DAEMON_ONLY_SRC) $(wildcard src/vm/bcverify*.c)))
+# A front: a worker with the front's HTTP server, and the few pieces of the
+# supervisor's it shares (problem bodies, the top-level JSON scan).
+FRONT_OBJ  := $(call obj,$(sort $(FRONT_HTTP_SRC) src/http/problem.c src/daemon/jsonscan.c)) \
+              $(WORKER_OBJ)
 
 TEST_SRC   := $(wildcard tests/*/test_*.c)
 TESTS      := $(notdir $(basename $(TEST_SRC)))
 TEST_BINS  := $(addprefix $(BUILD)/,$(TESTS))
 TEST_SUPPORT := $(patsubst tests/%.c,$(BUILD)/tobj/%.o,$(wildcard tests/support/*.c))
 # Unit-test objects: everything but the two mains.
-ALL_OBJ    := $(sort $(LIB_OBJ) $(WORKER_OBJ) $(DAEMON_OBJ))
+ALL_OBJ    := $(sort $(LIB_OBJ) $(WORKER_OBJ) $(DAEMON_OBJ) $(FRONT_OBJ))
 
 .PHONY: FORCE deps-tests all package check-openapi check-install check-config-docs check check-layers check-unit check-integration check-asan check-tsan run deps \
         install uninstall clean bench bench-engine example fuzz fuzz-run \
         fuzz-bytecode fuzz-bytecode-seeds fuzz-bytecode-run
 
-all: $(BUILD)/luapoold $(BUILD)/luapool-worker $(BUILD)/libluapool.a
+all: $(BUILD)/luapoold $(BUILD)/luapool-worker $(BUILD)/luapool-front $(BUILD)/libluapool.a
 
 # What install adds to all: the shared library (the same library objects
 # compiled again with -fPIC, so the static library and the programs keep
@@ -157,6 +162,13 @@ $(BUILD)/libluapool.a: $(LIB_OBJ)
 
 $(BUILD)/luapool-worker: $(BUILD)/obj/vm/worker_main.o $(WORKER_OBJ)
 	$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(LUA_LIBS) $(CJSON_LIBS) -lm
+
+$(BUILD)/luapool-front: $(BUILD)/obj/front/main.o $(sort $(FRONT_OBJ))
+	$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(LUA_LIBS) $(MHD_LIBS) $(CJSON_LIBS) -lm
+
+$(BUILD)/obj/front/%.o: src/front/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(BUILD)/luapoold: $(BUILD)/obj/daemon/luapoold.o $(DAEMON_OBJ) $(BUILD)/libluapool.a
 	$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(MHD_LIBS) $(CJSON_LIBS) -lpthread -lm

@@ -25,10 +25,16 @@ allowed() {
 	common) echo "" ;;
 	pool) echo "common" ;;
 	vm) echo "common" ;;
-	# the store, metrics, jsonscan it serves; vm: bcverify only, a pure
-	# byte parser (no Lua headers), run on bytecode before it is stored
+	# daemon: the store, metrics, jsonscan it serves; vm: bcverify (a
+	# pure byte parser run on bytecode before it is stored) and, in the
+	# front's server (front*.c), the lane, which runs jobs through vm.h
+	# (no Lua headers either)
 	http) echo "common daemon vm" ;;
-	daemon) echo "common http" ;;	# http: only the main file, below
+	# pool: fronts.h, the front processes luapoold.c starts (pool/ only
+	# includes common/, so no cycle)
+	daemon) echo "common http pool" ;;	# http: only the main file, below
+	# front: the main of luapool-front, a worker (vm) serving HTTP (http)
+	front) echo "common http vm" ;;
 	*) echo "?" ;;
 	esac
 }

@@ -4,6 +4,8 @@
  * copy for the log, the problem bodies and the worker's JSON codecs.
  * Allocates nothing, knows nothing of Lua or HTTP.
  */
+#include <string.h>
+
 #include "common/text.h"
 
 const char text_hex_digits[] = "0123456789abcdef";
@@ -37,4 +39,32 @@ text_utf8_length(const unsigned char *s, size_t available)
 		if ((s[i] & 0xc0) != 0x80)
 			return 0;
 	return len;
+}
+
+int
+text_is_visible(const char *s, size_t max)
+{
+	size_t n = 0;
+	for (; s[n] != '\0'; n++)
+		if (n >= max || s[n] < 0x21 || s[n] > 0x7e)
+			return 0;
+	return n > 0;
+}
+
+int
+text_secret_equal(const char *given, const char *expected)
+{
+	size_t a = strlen(given), b = strlen(expected);
+	unsigned char diff = a != b;
+	for (size_t i = 0; i < b; i++)
+		diff |= (unsigned char)(given[i < a ? i : 0] ^ expected[i]);
+	return diff == 0;
+}
+
+uint64_t
+text_mix64(uint64_t x)
+{
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+	return x ^ (x >> 31);
 }

@@ -29,6 +29,7 @@
 #define DEFAULT_MAX_SCRIPTS	1024u
 #define DEFAULT_LOG_LEVEL	"info"
 #define DEFAULT_SLOW_JOB_MS	1000u
+#define DEFAULT_FAST_LANE_MS	10u
 
 /* Lower bounds enforced by config_validate. */
 #define MIN_MAX_BODY		64u
@@ -76,6 +77,8 @@ config_init(struct config *cfg)
 		.cache_entries = LUAPOOL_DEFAULT_CACHE_ENTRIES,
 		.access_log = 1,
 		.slow_job_ms = DEFAULT_SLOW_JOB_MS,
+		.front_workers = 0,
+		.fast_lane_ms = DEFAULT_FAST_LANE_MS,
 		.http_threads = 0,
 	};
 	cfg->listen = copy_or_die(DEFAULT_LISTEN);
@@ -118,6 +121,8 @@ config_set(struct config *cfg, const char *key, const char *value, char *err,
 #define MAX_MAX_BODY (255u * 1024u * 1024u)
 #define MAX_WORKERS 1024u
 #define MAX_JSON_DEPTH 998u
+#define MAX_FRONT_WORKERS 64u	/* FRONTS_MAX of pool/fronts.h */
+#define MAX_FAST_LANE_MS 1000u
 
 static int
 check_limits(const struct config *cfg, char *err, size_t errlen)
@@ -171,6 +176,16 @@ check_limits(const struct config *cfg, char *err, size_t errlen)
 	if (cfg->max_log_bytes > LUAPOOL_MAX_LOG_LIMIT)
 		return config_keys_fail(err, errlen,
 		    "max_log_bytes must be at most %u", LUAPOOL_MAX_LOG_LIMIT);
+	if (cfg->front_workers > MAX_FRONT_WORKERS)
+		return config_keys_fail(err, errlen,
+		    "front_workers must be at most %u", MAX_FRONT_WORKERS);
+	if (cfg->fast_lane_ms < 1 || cfg->fast_lane_ms > MAX_FAST_LANE_MS)
+		return config_keys_fail(err, errlen,
+		    "fast_lane_ms must be between 1 and %u", MAX_FAST_LANE_MS);
+	/* The supervisor serves what fronts hand over from its one event loop. */
+	if (cfg->front_workers > 0 && cfg->http_threads > 0)
+		return config_keys_fail(err, errlen,
+		    "front_workers needs http_threads = 0");
 	return 0;
 }
 
@@ -264,10 +279,18 @@ check_files(const struct config *cfg, char *err, size_t errlen)
 	if (cfg->worker_path != NULL && access(cfg->worker_path, X_OK) == -1)
 		return config_keys_fail(err, errlen,
 		    "worker_path \"%s\": %s", cfg->worker_path, strerror(errno));
+	if (cfg->front_path != NULL && access(cfg->front_path, X_OK) == -1)
+		return config_keys_fail(err, errlen,
+		    "front_path \"%s\": %s", cfg->front_path, strerror(errno));
 	if ((cfg->tls_cert_file == NULL) != (cfg->tls_key_file == NULL))
 		return config_keys_fail(err, errlen,
 		    "tls_cert_file and tls_key_file go "
 		    "together: set both or neither");
+	/* A front answers on the shared socket in plain HTTP. */
+	if (cfg->tls_cert_file != NULL && cfg->front_workers > 0)
+		return config_keys_fail(err, errlen,
+		    "front_workers serve plain HTTP only: set front_workers = 0 "
+		    "or unset tls_cert_file and tls_key_file");
 	if (cfg->tls_cert_file != NULL &&
 	    (check_readable("tls_cert_file", cfg->tls_cert_file, err,
 	    errlen) == -1 ||

@@ -58,6 +58,9 @@ struct config {
 	unsigned slow_job_ms;		/* jobs longer than this are logged at warn; 0: off */
 	char *worker_path;		/* NULL: the pool's search order */
 	char *worker_user;		/* workers run as this user when luapoold is root */
+	unsigned front_workers;		/* front processes (src/front/); 0: none */
+	unsigned fast_lane_ms;		/* a front's bound for running a job itself */
+	char *front_path;		/* NULL: the search order of process_find_front */
 	char *tls_cert_file, *tls_key_file;
 	unsigned http_threads;		/* 0: one per CPU */
 

@@ -91,6 +91,13 @@ const struct config_key config_keys[] = {
 	    "$LUAPOOL_WORKER, the install path, then next to luapoold"),
 	NAME_KEY(worker_user, "user the workers run as when luapoold runs as "
 	    "root (never root itself); ignored otherwise"),
+	UNSIGNED_KEY(front_workers, "processes that serve HTTP themselves and run "
+	    "short jobs in-process; 0: none, the supervisor serves every request"),
+	UNSIGNED_KEY(fast_lane_ms, "a job runs in a front only if its chunk's "
+	    "recent runs all stayed under half of this, and is stopped and sent to "
+	    "the pool if it reaches it"),
+	PATH_KEY(front_path, "the luapool-front executable; unset: "
+	    "$LUAPOOL_FRONT, the install path, then next to luapoold or the worker"),
 	PATH_KEY(tls_cert_file,
 	    "PEM certificate (chain); with tls_key_file, serve HTTPS"),
 	PATH_KEY(tls_key_file, "PEM private key of tls_cert_file"),

@@ -1,7 +1,9 @@
 /*
  * luapoold.c - the daemon: configuration, the pool, the script store and
  * the HTTP front end, systemd notifications, and the signal-driven
- * lifecycle (SIGHUP reload, SIGTERM/SIGINT drain and exit 0).
+ * lifecycle (SIGHUP reload, SIGTERM/SIGINT drain and exit 0), and with
+ * front_workers the front processes (pool/fronts.c) that serve HTTP
+ * themselves and hand the rest to this process.
  *
  * Signals are blocked in every thread and read from a signalfd by the
  * event loop, so no work ever happens in a signal handler of the
@@ -27,14 +29,17 @@
 #include "luapool.h"
 #include "daemon/notify.h"
 #include "daemon/scripts.h"
+#include "pool/fronts.h"
 
 #define DRAIN_EXTRA_MS 2000
+#define FRONT_ARG_PAIRS 9
 
 struct daemon {
 	struct config cfg;
 	struct luapool *pool;
 	struct scripts *scripts;
 	struct http *http;
+	struct fronts *fronts;		/* NULL: front_workers = 0 */
 	char *token;
 	char *tls_cert, *tls_key;
 	unsigned char *bytecode_key;	/* bytecode = signed, until http_start */
@@ -181,6 +186,68 @@ forget_bytecode_key(struct daemon *d)
 	d->bytecode_key_len = 0;
 }
 
+static int
+http_bytecode_mode(const struct config *cfg)
+{
+	return cfg->bytecode == CONFIG_BYTECODE_OFF ? HTTP_BYTECODE_OFF :
+	    cfg->bytecode == CONFIG_BYTECODE_SIGNED ? HTTP_BYTECODE_SIGNED :
+	    HTTP_BYTECODE_VERIFIED;
+}
+
+/* The front's own options, after the worker's: what it needs to serve
+ * HTTP as this process would, as numbers (src/front/ reads them). */
+struct front_args {
+	char values[FRONT_ARG_PAIRS][24];
+	const char *argv[2 * FRONT_ARG_PAIRS + 1];
+};
+
+static void
+front_args_from_config(const struct config *cfg, struct front_args *a)
+{
+	const struct {
+		const char *flag;
+		unsigned long long value;
+	} pairs[FRONT_ARG_PAIRS] = {
+		{ "--fast-lane-ms", cfg->fast_lane_ms },
+		{ "--max-body-bytes", cfg->max_body_bytes },
+		{ "--max-connections", cfg->max_connections },
+		{ "--max-connections-per-ip", cfg->max_connections_per_ip },
+		{ "--request-read-timeout-s", cfg->request_read_timeout_s },
+		{ "--bytecode-mode", (unsigned)http_bytecode_mode(cfg) },
+		{ "--access-log", cfg->access_log != 0 },
+		{ "--slow-job-ms", cfg->slow_job_ms },
+		{ "--metrics-auth", cfg->metrics_auth != 0 },
+	};
+	for (unsigned i = 0; i < FRONT_ARG_PAIRS; i++) {
+		snprintf(a->values[i], sizeof(a->values[i]), "%llu", pairs[i].value);
+		a->argv[2 * i] = pairs[i].flag;
+		a->argv[2 * i + 1] = a->values[i];
+	}
+	a->argv[2 * FRONT_ARG_PAIRS] = NULL;
+}
+
+/* The fronts accept on the server's listening socket and hand their
+ * control sockets to it; after http_start, before READY. */
+static int
+start_fronts(struct daemon *d, char *err, size_t errlen)
+{
+	struct front_args args;
+	if (d->cfg.front_workers == 0)
+		return 0;
+	front_args_from_config(&d->cfg, &args);
+	struct fronts_options o = {
+		.count = d->cfg.front_workers,
+		.listen_fd = http_listen_fd(d->http),
+		.front_path = d->cfg.front_path,
+		.extra_args = args.argv,
+		.auth_token = d->token,
+		.attach = http_fronts_attach,
+		.attach_arg = d->http,
+	};
+	d->fronts = fronts_start(d->pool, &o, err, errlen);
+	return d->fronts != NULL ? 0 : -1;
+}
+
 /* What the front end takes from the configuration, at start and reload. */
 static void
 http_options_from_config(const struct config *cfg, struct http_options *o)
@@ -208,10 +275,9 @@ start_http(struct daemon *d, char *err, size_t errlen)
 		.max_connections_per_ip = d->cfg.max_connections_per_ip,
 		.connection_timeout_s = d->cfg.connection_timeout_s,
 		.threads = d->cfg.http_threads,
+		.fronts = d->cfg.front_workers > 0,
 		.auth_token = d->token,
-		.bytecode_mode = d->cfg.bytecode == CONFIG_BYTECODE_OFF ? HTTP_BYTECODE_OFF :
-		    d->cfg.bytecode == CONFIG_BYTECODE_SIGNED ? HTTP_BYTECODE_SIGNED :
-		    HTTP_BYTECODE_VERIFIED,
+		.bytecode_mode = http_bytecode_mode(&d->cfg),
 		.bytecode_key = d->bytecode_key, .bytecode_key_len = d->bytecode_key_len,
 		.tls_cert_pem = d->tls_cert, .tls_key_pem = d->tls_key,
 		.info_json = d->info_json,
@@ -223,16 +289,19 @@ start_http(struct daemon *d, char *err, size_t errlen)
 	http_options_from_config(&d->cfg, &o);
 	d->http = http_start(&o, d->pool, d->scripts, err, errlen);
 	forget_bytecode_key(d);
-	if (d->http == NULL)
+	if (d->http == NULL || start_fronts(d, err, errlen) == -1)
 		return -1;
-	char status[320];
+	char status[320], fronts[32] = "";
 	unsigned workers = luapool_active_workers(d->pool);
 	const char *plural = workers == 1 ? "" : "s";
-	snprintf(status, sizeof(status), "READY=1\nSTATUS=serving on %s:%u with %u worker%s",
-	    *host ? host : "*", http_port(d->http), workers, plural);
-	log_info("listening on %s%s%s:%u (%s), %u worker%s", strchr(host, ':') ? "[" : "",
+	if (d->fronts != NULL)
+		snprintf(fronts, sizeof(fronts), " and %u front%s", d->cfg.front_workers,
+		    d->cfg.front_workers == 1 ? "" : "s");
+	snprintf(status, sizeof(status), "READY=1\nSTATUS=serving on %s:%u with %u worker%s%s",
+	    *host ? host : "*", http_port(d->http), workers, plural, fronts);
+	log_info("listening on %s%s%s:%u (%s), %u worker%s%s", strchr(host, ':') ? "[" : "",
 	    *host ? host : "*", strchr(host, ':') ? "]" : "", http_port(d->http),
-	    d->tls_cert ? "https" : "http", workers, plural);
+	    d->tls_cert ? "https" : "http", workers, plural, fronts);
 	notify_send(status);
 	return 0;
 }
@@ -354,6 +423,8 @@ reload(struct daemon *d, int argc, char **argv)
 	warn_if_changed(o->cache_entries != fresh.cache_entries, "cache_entries");
 	warn_if_changed(o->bytecode_jit != fresh.bytecode_jit, "bytecode_jit");
 	warn_if_changed(o->http_threads != fresh.http_threads, "http_threads");
+	warn_if_changed(o->front_workers != fresh.front_workers, "front_workers");
+	warn_if_changed(strings_differ(o->front_path, fresh.front_path), "front_path");
 	if (d->cfg.scripts_dir)
 		scripts_load_dir(d->scripts, validate_script, d);
 	/* Keep what needs a restart as it runs; take the rest. */
@@ -363,21 +434,52 @@ reload(struct daemon *d, int argc, char **argv)
 	d->cfg.access_log = fresh.access_log;
 	d->cfg.slow_job_ms = fresh.slow_job_ms;
 	d->cfg.metrics_auth = fresh.metrics_auth;
+	d->cfg.fast_lane_ms = fresh.fast_lane_ms;
 	config_free(&fresh);
+	/* A new set of fronts with what was taken (the rest as it runs),
+	 * then the old set finishes and goes. */
+	int fronts_replaced = 0;
+	if (d->fronts != NULL) {
+		struct front_args args;
+		front_args_from_config(&d->cfg, &args);
+		fronts_replaced = fronts_reload(d->fronts, d->token, args.argv) == 0;
+	}
 	log_info("reloaded: log level and format, body limits, request read timeout, "
-	    "access log, slow_job_ms, auth token%s",
-	    d->cfg.scripts_dir ? ", scripts" : "");
+	    "access log, slow_job_ms, auth token%s%s",
+	    d->cfg.scripts_dir ? ", scripts" : "",
+	    fronts_replaced ? ", fast_lane_ms (fronts replaced)" : "");
 }
 
-/* SIGTERM: no new connections, in-flight jobs finish (bounded by their
- * deadlines), then workers stop. */
+/*
+ * Drain, first step: the fronts stop accepting and finish what they hold,
+ * some of it through us (their internal connections, adopted and replayed
+ * ones), so this loop keeps serving normally meanwhile; the pool's and
+ * HTTP's drain come after, under the same bound.  A front still alive at
+ * the bound gets SIGKILL (fronts_free).
+ */
+static void
+stop_fronts(struct daemon *d, int signal_fd, int64_t bound)
+{
+	if (d->fronts == NULL)
+		return;
+	log_info("draining: stopping %u fronts", fronts_alive(d->fronts));
+	fronts_begin_stop(d->fronts);
+	while (fronts_alive(d->fronts) > 0 && frame_now_ns() < bound)
+		http_serve_once(d->http, signal_fd, 2);
+	fronts_free(d->fronts);
+	d->fronts = NULL;
+}
+
+/* SIGTERM: the fronts finish and go (stop_fronts), no new connections,
+ * in-flight jobs finish (bounded by their deadlines), then workers stop. */
 static void
 drain_and_stop(struct daemon *d, int signal_fd)
 {
 	notify_send("STOPPING=1\nSTATUS=draining");
+	int64_t bound = frame_now_ns() + ((int64_t)d->cfg.max_timeout_ms + DRAIN_EXTRA_MS) * 1000000;
+	stop_fronts(d, signal_fd, bound);
 	log_info("draining: %u requests in flight", http_in_flight(d->http));
 	http_begin_drain(d->http);
-	int64_t bound = frame_now_ns() + ((int64_t)d->cfg.max_timeout_ms + DRAIN_EXTRA_MS) * 1000000;
 	while (luapool_drain(d->pool) > 0 && frame_now_ns() < bound)
 		http_serve_once(d->http, signal_fd, 2);
 	/* The pool first: it answers every job it still holds, which resumes
@@ -399,6 +501,7 @@ drain_and_stop(struct daemon *d, int signal_fd)
 static void
 release(struct daemon *d)
 {
+	fronts_free(d->fronts);		/* before http_stop: they attach to it */
 	http_stop(d->http);
 	luapool_free(d->pool);
 	scripts_free(d->scripts);

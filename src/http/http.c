@@ -10,10 +10,15 @@
  * resumed from the pool's completion callback; the next call of the access
  * handler here then queues the response.  The request is reference counted
  * because both MHD and the pool hold it.  Nothing here waits for a job.
+ *
+ * In front mode (issue 11) the listening socket is bound here but accepted
+ * on by the front processes; libmicrohttpd runs without it and serves what
+ * the fronts hand over (http_fronts.c).
  */
 #include <errno.h>
 #include <limits.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -36,7 +41,7 @@
 #include "http/http.h"
 #include "http/http_internal.h"
 
-enum { EVENT_MHD = 1, EVENT_POOL, EVENT_SIGNAL };
+enum { EVENT_MHD = 1, EVENT_POOL, EVENT_SIGNAL, EVENT_FRONTS };
 #define LOOP_TICK_MS 250
 
 /* Appends ms with three decimals, in integers: printf's floating-point
@@ -142,6 +147,7 @@ request_new(struct http *http, struct MHD_Connection *conn, const char *url, con
 	r->conn = conn;
 	r->start_ns = frame_now_ns();
 	http_route_scan_headers(r);
+	http_fronts_take_headers(r);
 	http_request_id_take(r);
 	r->method = http_route_method(method);
 	snprintf(r->path, sizeof(r->path), "%s", url);
@@ -248,6 +254,40 @@ resolve_listen(const char *host, unsigned port, struct sockaddr_storage *ss, int
 	return 0;
 }
 
+/* Front mode: the listening socket is ours, for the fronts to share; made
+ * as libmicrohttpd 0.9.75 makes its own (SO_REUSEADDR, IPv6 only on an
+ * IPv6 address), but non-blocking: several processes accept on it, so a
+ * wake-up may find the connection taken. */
+static int
+open_listen_socket(struct http *http, const struct sockaddr_storage *ss, int ipv6,
+    char *err, size_t errlen)
+{
+	int one = 1;
+	socklen_t len = ipv6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+	int fd = socket(ipv6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
+	    (ipv6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1) ||
+	    bind(fd, (const struct sockaddr *)ss, len) == -1 || listen(fd, 1024) == -1) {
+		snprintf(err, errlen, "cannot listen on %s:%u: %s", http->opts.host &&
+		    *http->opts.host ? http->opts.host : "*", http->opts.port, strerror(errno));
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	struct sockaddr_storage bound;
+	len = sizeof(bound);
+	if (getsockname(fd, (struct sockaddr *)&bound, &len) == -1) {
+		snprintf(err, errlen, "cannot read the bound address: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	http->port = ntohs(bound.ss_family == AF_INET6 ?
+	    ((const struct sockaddr_in6 *)&bound)->sin6_port :
+	    ((const struct sockaddr_in *)&bound)->sin_port);
+	http->listen_fd = fd;
+	return 0;
+}
+
 /* Event-loop mode: one epoll set over MHD's own epoll fd and the pool's. */
 static int
 watch_event_sources(struct http *http, char *err, size_t errlen)
@@ -332,12 +372,20 @@ http_serve_once(struct http *http, int signal_fd, int max_wait_ms)
 	 * reached, only in a later MHD_run: never sleep long without one. */
 	int mhd_timeout = earliest(earliest(mhd_timeout_ms(http), LOOP_TICK_MS), sweep_ms);
 	int timeout = earliest(earliest(pool_timeout, mhd_timeout), max_wait_ms);
-	struct epoll_event events[4];
-	int n = epoll_wait(http->epfd, events, 4, timeout);
-	int signo = 0;
-	for (int i = 0; i < n; i++)
+	/* Each front's control socket is an event of its own; those not seen
+	 * this time stay ready (level-triggered). */
+	struct epoll_event events[8];
+	int n = epoll_wait(http->epfd, events, 8, timeout);
+	int signo = 0, fronts = 0;
+	for (int i = 0; i < n; i++) {
 		if (events[i].data.u32 == EVENT_SIGNAL)
 			signo = take_signal(signal_fd);
+		else if (events[i].data.u32 == EVENT_FRONTS)
+			fronts = 1;
+	}
+	/* The connections it adds are served by the next MHD_run. */
+	if (fronts)
+		http_fronts_serve(http);
 	return signo;
 }
 
@@ -352,6 +400,7 @@ http_start(const struct http_options *opts, struct luapool *pool, struct scripts
 		err[0] = '\0';
 	if (http == NULL)
 		goto fail;
+	http->listen_fd = -1;
 	http->opts = *opts;
 	http->pool = pool;
 	http->scripts = scripts;
@@ -380,6 +429,14 @@ http_start(const struct http_options *opts, struct luapool *pool, struct scripts
 		snprintf(err, errlen, "cannot use listen address \"%s\"", opts->host);
 		goto fail;
 	}
+	/* The fronts accept on the socket and hand connections over through
+	 * the event loop; a TLS session cannot be handed over. */
+	if (opts->fronts && (opts->threads || opts->tls_cert_pem)) {
+		snprintf(err, errlen, "front processes need http_threads = 0 and no TLS");
+		goto fail;
+	}
+	if (opts->fronts && open_listen_socket(http, &ss, ipv6, err, errlen) == -1)
+		goto fail;
 	/* threads 0: this thread runs MHD and the pool's dispatcher in one
 	 * event loop (http_serve_once); N: MHD's own N threads. */
 	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
@@ -388,6 +445,8 @@ http_start(const struct http_options *opts, struct luapool *pool, struct scripts
 		flags |= MHD_USE_INTERNAL_POLLING_THREAD;
 	if (ipv6)
 		flags |= MHD_USE_IPv6;
+	if (opts->fronts)
+		flags |= MHD_USE_NO_LISTEN_SOCKET;
 	if (opts->tls_cert_pem) {
 		if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
 			snprintf(err, errlen, "this libmicrohttpd has no TLS support");
@@ -428,10 +487,14 @@ http_start(const struct http_options *opts, struct luapool *pool, struct scripts
 		    "available?)", opts->host && *opts->host ? opts->host : "*", opts->port);
 		goto fail;
 	}
-	const union MHD_DaemonInfo *info = MHD_get_daemon_info(http->daemon,
-	    MHD_DAEMON_INFO_BIND_PORT);
-	http->port = info ? info->port : opts->port;
+	if (!opts->fronts) {
+		const union MHD_DaemonInfo *info = MHD_get_daemon_info(http->daemon,
+		    MHD_DAEMON_INFO_BIND_PORT);
+		http->port = info ? info->port : opts->port;
+	}
 	if (opts->threads == 0 && watch_event_sources(http, err, errlen) == -1)
+		goto fail;
+	if (opts->fronts && http_fronts_init(http, EVENT_FRONTS) == -1)
 		goto fail;
 	return http;
 fail:
@@ -442,6 +505,8 @@ fail:
 			MHD_stop_daemon(http->daemon);
 		if (http->epfd > 0)
 			close(http->epfd);
+		if (http->listen_fd != -1)
+			close(http->listen_fd);
 		free(http->auth_token);
 		free(http->info_json);
 		http_limits_free(http);
@@ -454,6 +519,12 @@ unsigned
 http_port(const struct http *http)
 {
 	return http->port;
+}
+
+int
+http_listen_fd(const struct http *http)
+{
+	return http->listen_fd;
 }
 
 void
@@ -496,9 +567,14 @@ http_stop(struct http *http)
 {
 	if (http == NULL)
 		return;
+	/* No front adds a connection after this. */
+	if (http->fronts)
+		http_fronts_free(http);
 	MHD_stop_daemon(http->daemon);
 	if (http->epfd > 0)
 		close(http->epfd);
+	if (http->listen_fd != -1)
+		close(http->listen_fd);
 	pthread_mutex_destroy(&http->config_lock);
 	http_limits_free(http);
 	free(http->auth_token);

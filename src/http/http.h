@@ -25,6 +25,21 @@ struct http *http_start(const struct http_options *opts, struct luapool *pool,
 int http_serve_once(struct http *http, int signal_fd, int max_wait_ms);
 /* The port actually bound. */
 unsigned http_port(const struct http *http);
+/* Front mode (http_options.fronts): the listening socket, bound and
+ * listening, non-blocking and close-on-exec, for the fronts to accept on;
+ * it stays http_stop's to close.  -1 in the other modes. */
+int http_listen_fd(const struct http *http);
+/*
+ * Front mode: takes ownership of control_fd, a front's end of its
+ * SOCK_SEQPACKET control socket (non-blocking, close-on-exec, CONFIG
+ * already sent), and serves the front's messages from the event loop
+ * (src/common/front_proto.h); the socket is closed when the front hangs up
+ * or at http_stop.  http is the struct http, a void * so that it fits a
+ * callback.  Any thread may call this, but never once http_stop has begun.
+ * At most 64 fronts at once: beyond that, or outside front mode, the
+ * socket is closed and the refusal logged.
+ */
+void http_fronts_attach(void *http, int control_fd);
 /* What SIGHUP may change while serving, taken from opts: max_body_bytes,
  * max_inflight_bytes, request_read_timeout_s, access_log, auth_token
  * (copied) and metrics_auth; the other fields are ignored. */

@@ -100,6 +100,21 @@ request_timeout_ms(struct request *r)
 	}
 }
 
+/* A request a front forwarded with the time it had left (the front spent
+ * the rest): at most that, and at least 1 ms.  When the request's own
+ * timeout is not known here (0), the front's figure stands for it: the
+ * front derived it from that timeout, and it cannot pass max_timeout_ms
+ * (http_fronts.c); the worker still checks the request's timeout_ms. */
+static unsigned
+job_timeout_ms(struct request *r)
+{
+	unsigned own = request_timeout_ms(r);
+	if (!r->has_deadline)
+		return own;
+	unsigned left = r->deadline_ms > 0 ? r->deadline_ms : 1;
+	return own == 0 || left < own ? left : own;
+}
+
 void
 http_exec_submit(struct request *r, enum luapool_job_kind kind, const char *chunk,
     size_t chunk_len, int chunk_is_source)
@@ -111,7 +126,7 @@ http_exec_submit(struct request *r, enum luapool_job_kind kind, const char *chun
 		.chunk = chunk, .chunk_len = chunk_len, .chunk_is_source = chunk_is_source,
 		/* A stored script runs under its own name. */
 		.chunk_name = chunk_len && r->script_item ? r->name : NULL,
-		.timeout_ms = kind == LUAPOOL_JOB_EXEC ? request_timeout_ms(r) : 0,
+		.timeout_ms = kind == LUAPOOL_JOB_EXEC ? job_timeout_ms(r) : 0,
 	};
 	struct luapool_error err;
 	/* The job copies the chunk (a stored script) too: it counts. */

@@ -25,6 +25,7 @@ struct MHD_Daemon;
 struct MHD_Connection;
 struct http_conn;
 struct problem_job_parts;
+struct http_fronts;
 
 /* Every open connection, for the request read deadline and for making room
  * when the table is full (http_limits.c); under its lock. */
@@ -59,6 +60,8 @@ struct http {
 	uint64_t request_id_seed;	/* generated request ids (http_request_id.c) */
 	atomic_uint_fast64_t request_id_counter;
 	atomic_uint slow_job_ms;	/* 0: no slow-job log */
+	int listen_fd;			/* front mode: the fronts' listening socket; else -1 */
+	struct http_fronts *fronts;	/* front mode: their control sockets; else NULL */
 };
 
 /* Longest X-Request-Id kept; a longer one is replaced by a generated one. */
@@ -102,6 +105,12 @@ struct request {
 	int64_t start_ns;
 	char request_id[HTTP_REQUEST_ID_MAX + 1];	/* given or generated */
 	char traceparent[56];		/* a well-formed incoming one, else "" */
+	/* On a front's internal connection only (http_fronts.c): the client's
+	 * address as the front saw it (an IPv4 or IPv6 address, else ""), and
+	 * the milliseconds the front left the job, if it said. */
+	char client[48];
+	int has_deadline;
+	unsigned deadline_ms;
 	/* The job's numbers, once a worker (or the queue) answered it. */
 	int job_answered;
 	double queued_ms, run_ms;
@@ -267,6 +276,22 @@ void http_log_access(const struct request *r, int status, double seconds, int ab
 /* MHD_OPTION_EXTERNAL_LOGGER: debug, but connection limits as a warning
  * (at most one every 10 s). */
 void http_log_mhd(void *cls, const char *fmt, va_list ap);
+
+/* http_fronts.c: front mode, the supervisor's side of front_proto.h. */
+
+/* The table of control sockets, whose epoll events carry event_id in
+ * http->epfd; http_fronts_free closes every one of them. */
+int http_fronts_init(struct http *http, uint32_t event_id);
+void http_fronts_free(struct http *http);
+/* Reads every control socket until it would block (or a bounded number of
+ * messages) and acts on what the fronts said; the event-loop thread. */
+void http_fronts_serve(struct http *http);
+/* Whether conn is an internal connection, one a front forwards requests
+ * on (never a client's). */
+int http_fronts_connection_is_internal(const struct http *http, struct MHD_Connection *conn);
+/* On an internal connection, r->client and r->deadline_ms from the
+ * headers the front added (each only when valid); nothing elsewhere. */
+void http_fronts_take_headers(struct request *r);
 
 /* http_status.c: /healthz, /v1/info, /metrics. */
 

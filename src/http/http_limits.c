@@ -14,7 +14,9 @@
  * slot is taken and another client waits in the listen backlog, the
  * connection idle the longest makes room, so /healthz stays answerable.
  * A connection whose request was read (a job may be running) is never
- * touched here.  This file never queues a response.
+ * touched here.  A front's internal connection (front mode) has the same
+ * read deadline, but never makes room: a client waits behind it.  This
+ * file never queues a response.
  */
 #include <poll.h>
 #include <stdio.h>
@@ -44,6 +46,7 @@ struct http_conn {
 	enum conn_state state;
 	int64_t since_ns;	/* waiting for a request since */
 	int closing;		/* shut down by a sweep */
+	int internal;		/* a front's (http_fronts.c): never makes room */
 };
 
 int
@@ -76,6 +79,7 @@ http_limits_connection_opened(struct http *http, struct MHD_Connection *conn,
 	if (c == NULL)
 		return;
 	c->fd = info->connect_fd;
+	c->internal = http_fronts_connection_is_internal(http, conn);
 	c->state = CONN_WAITING;
 	c->since_ns = frame_now_ns();
 	struct http_conn_table *t = &http->conns;
@@ -204,7 +208,8 @@ http_limits_sweep(struct http *http)
 			closed++;
 			continue;
 		}
-		if (c->state == CONN_WAITING && (idle == NULL || c->since_ns < idle->since_ns))
+		if (c->state == CONN_WAITING && !c->internal &&
+		    (idle == NULL || c->since_ns < idle->since_ns))
 			idle = c;
 	}
 	if (closed == 0 && t->count >= http->opts.max_connections &&

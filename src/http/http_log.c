@@ -5,7 +5,9 @@
  * every message, and this file re-encodes the space and '%' so that a path
  * is always one field of the line.  Never logs a body, nor a header but
  * the two that identify a request (X-Request-Id and traceparent, both
- * checked to be visible ASCII of a bounded length by http_request_id.c).
+ * checked to be visible ASCII of a bounded length by http_request_id.c)
+ * and, on a front's internal connection, the client's address the front
+ * forwarded (checked and written anew by http_fronts.c).
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -56,11 +58,12 @@ http_log_access(const struct request *r, int status, double seconds, int aborted
 	char timing[64] = "queue=- run=-";
 	if (r->job_answered)
 		snprintf(timing, sizeof(timing), "queue=%.3f run=%.3f", r->queued_ms, r->run_ms);
-	log_info("%s %s %d %.3f ms worker=%d in=%zu out=%zu id=%s script=%s code=%s %s%s%s%s",
+	log_info("%s %s %d %.3f ms worker=%d in=%zu out=%zu id=%s script=%s code=%s %s%s%s%s%s%s",
 	    method_name(r->method), path, status, seconds * 1e3, r->worker_pid, r->in_bytes,
 	    r->resp_len, r->request_id, name,
 	    r->problem_code[0] ? r->problem_code : "-", timing,
 	    r->traceparent[0] ? " traceparent=" : "", r->traceparent,
+	    r->client[0] ? " client=" : "", r->client,
 	    aborted ? " (aborted)" : "");
 }
 

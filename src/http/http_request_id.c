@@ -35,26 +35,6 @@ http_request_id_seed(struct http *http)
 	atomic_init(&http->request_id_counter, 0);
 }
 
-/* splitmix64's finalizer: a bijection, so ids of one process never repeat
- * before 2^64 requests, and neighbours do not look alike. */
-static uint64_t
-mix(uint64_t x)
-{
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-	return x ^ (x >> 31);
-}
-
-static int
-is_usable_id(const char *id)
-{
-	size_t n = 0;
-	for (; id[n] != '\0'; n++)
-		if (n >= HTTP_REQUEST_ID_MAX || id[n] < 0x21 || id[n] > 0x7e)
-			return 0;
-	return n > 0;
-}
-
 static int
 is_lower_hex(const char *s, size_t n, int nonzero)
 {
@@ -88,12 +68,12 @@ void
 http_request_id_take(struct request *r)
 {
 	const char *given = r->headers.request_id;
-	if (given != NULL && is_usable_id(given)) {
+	if (given != NULL && text_is_visible(given, HTTP_REQUEST_ID_MAX)) {
 		memcpy(r->request_id, given, strlen(given) + 1);
 	} else {
 		uint64_t n = atomic_fetch_add_explicit(&r->http->request_id_counter, 1,
 		    memory_order_relaxed);
-		uint64_t id = mix(r->http->request_id_seed + n);
+		uint64_t id = text_mix64(r->http->request_id_seed + n);
 		for (int i = 15; i >= 0; i--, id >>= 4)
 			r->request_id[i] = text_hex_digits[id & 15];
 		r->request_id[16] = '\0';

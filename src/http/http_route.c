@@ -15,6 +15,7 @@
 
 #include <microhttpd.h>
 
+#include "common/text.h"
 #include "http/http_internal.h"
 
 /* Routing ---------------------------------------------------------------- */
@@ -84,16 +85,6 @@ prepare_not_allowed(struct request *r)
 /* Auth ------------------------------------------------------------------- */
 
 static int
-tokens_equal(const char *given, const char *expected)
-{
-	size_t a = strlen(given), b = strlen(expected);
-	unsigned char diff = a != b;
-	for (size_t i = 0; i < b; i++)
-		diff |= (unsigned char)(given[i < a ? i : 0] ^ expected[i]);
-	return diff == 0;
-}
-
-static int
 needs_auth(struct http *http, const struct request *r)
 {
 	if (r->route == METRICS_ROUTE_HEALTHZ)
@@ -142,7 +133,7 @@ authorized(struct http *http, struct request *r)
 	int ok = 1;
 	if (http->auth_token && needs_auth(http, r)) {
 		const char *h = r->headers.authorization;
-		ok = h && strncasecmp(h, "Bearer ", 7) == 0 && tokens_equal(h + 7, http->auth_token);
+		ok = h && strncasecmp(h, "Bearer ", 7) == 0 && text_secret_equal(h + 7, http->auth_token);
 	}
 	pthread_mutex_unlock(&http->config_lock);
 	return ok;

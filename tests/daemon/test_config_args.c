@@ -182,6 +182,51 @@ START_TEST(options_should_set_every_key)
 }
 END_TEST
 
+/* Each refused setting names the key at fault. */
+static void
+assert_refused(const struct config *cfg, const char *key)
+{
+	char err[256] = "";
+
+	ck_assert_int_eq(config_validate(cfg, err, sizeof(err)), -1);
+	ck_assert_msg(strstr(err, key) != NULL, "%s: %s", key, err);
+}
+
+START_TEST(the_front_options_should_be_set_and_their_bounds_checked)
+{
+	struct config cfg;
+	char err[256] = "";
+
+	config_init(&cfg);
+	ck_assert_uint_eq(cfg.front_workers, 0);
+	ck_assert_uint_eq(cfg.fast_lane_ms, 10);
+	ck_assert_ptr_null(cfg.front_path);
+	ck_assert_int_eq(from_args(&cfg, ARGS("--front-workers", "64",
+	    "--fast-lane-ms=1000", "--front-path", "/nonexistent/luapool-front")), 0);
+	ck_assert_uint_eq(cfg.front_workers, 64);
+	ck_assert_uint_eq(cfg.fast_lane_ms, 1000);
+	ck_assert_str_eq(cfg.front_path, "/nonexistent/luapool-front");
+	assert_refused(&cfg, "front_path");
+	ck_assert_int_eq(from_args(&cfg, ARGS("--front-path=")), 0);
+	ck_assert_msg(config_validate(&cfg, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_int_eq(from_args(&cfg, ARGS("--front-workers", "65")), 0);
+	assert_refused(&cfg, "front_workers");
+	ck_assert_int_eq(from_args(&cfg, ARGS("--front-workers", "2",
+	    "--fast-lane-ms", "0")), 0);
+	assert_refused(&cfg, "fast_lane_ms");
+	ck_assert_int_eq(from_args(&cfg, ARGS("--fast-lane-ms", "1001")), 0);
+	assert_refused(&cfg, "fast_lane_ms");
+	ck_assert_int_eq(from_args(&cfg, ARGS("--fast-lane-ms", "1",
+	    "--http-threads", "2")), 0);
+	assert_refused(&cfg, "http_threads");
+	/* Refused before the files are even looked at. */
+	ck_assert_int_eq(from_args(&cfg, ARGS("--http-threads", "0",
+	    "--tls-cert-file", "/nonexistent/c", "--tls-key-file", "/nonexistent/k")), 0);
+	assert_refused(&cfg, "front_workers");
+	config_free(&cfg);
+}
+END_TEST
+
 START_TEST(an_option_value_may_look_like_an_option_or_contain_equals)
 {
 	struct config cfg;
@@ -417,7 +462,7 @@ START_TEST(the_shipped_config_should_show_every_key_in_table_order)
 	size_t help_count = keys_from_help(from_help, 64);
 	size_t file_count = keys_from_shipped_file(from_file, 64);
 
-	ck_assert_uint_eq(help_count, 34);
+	ck_assert_uint_eq(help_count, 37);
 	ck_assert_uint_eq(file_count, help_count);
 	for (size_t i = 0; i < help_count; i++)
 		ck_assert_str_eq(from_file[i], from_help[i]);
@@ -443,6 +488,7 @@ config_args_suite(void)
 	tcase_add_test(args, options_should_set_every_key);
 	tcase_add_test(args,
 	    an_option_value_may_look_like_an_option_or_contain_equals);
+	tcase_add_test(args, the_front_options_should_be_set_and_their_bounds_checked);
 	tcase_add_test(args, check_config_should_set_check_only_and_return_0);
 	tcase_add_test(args,
 	    help_should_list_every_option_with_its_default_and_return_1);

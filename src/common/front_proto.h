@@ -1,0 +1,67 @@
+/*
+ * front_proto.h - what a front process (a worker that serves HTTP itself,
+ * src/front/) and the supervisor say to each other.
+ *
+ * A front inherits the shared listening socket on FRONT_LISTEN_FD and a
+ * SOCK_SEQPACKET socket to the supervisor on FRONT_CONTROL_FD.  Each
+ * message is one packet: a struct front_msg, then its payload; file
+ * descriptors travel beside it as SCM_RIGHTS.  The supervisor trusts
+ * nothing in a front's message: types, counts, lengths and every value are
+ * checked, and a descriptor is only ever served as an HTTP connection.
+ */
+#ifndef FRONT_PROTO_H
+#define FRONT_PROTO_H
+
+#include <stdint.h>
+
+#define FRONT_LISTEN_FD		3
+#define FRONT_CONTROL_FD	4
+
+/* Most descriptors in one message, and the largest packet. */
+#define FRONT_FDS_MAX		32
+#define FRONT_PACKET_MAX	8192
+
+enum front_msg_type {
+	/* supervisor -> front, once, before anything else: the payload is the
+	 * auth token (empty: no auth). */
+	FRONT_MSG_CONFIG = 1,
+	/* front -> supervisor: one descriptor, an end of a fresh socketpair;
+	 * the supervisor serves it as an internal HTTP connection, on which
+	 * the front forwards the requests it does not answer itself. */
+	FRONT_MSG_OPEN,
+	/* front -> supervisor: 1..FRONT_FDS_MAX client connections on which
+	 * no request is pending in the front (they may hold unread bytes in
+	 * the kernel): the supervisor serves them from now on. */
+	FRONT_MSG_ADOPT,
+	/* front -> supervisor: two descriptors, a client connection and a
+	 * memfd holding one complete HTTP request read from it (it asks for
+	 * "Connection: close"): the supervisor answers it on the connection,
+	 * then closes it. */
+	FRONT_MSG_REPLAY,
+	/* front -> supervisor: the payload is `count` struct front_observation. */
+	FRONT_MSG_STATS
+};
+
+struct front_msg {
+	uint32_t type;
+	uint32_t count;		/* FRONT_MSG_STATS: observations */
+};
+
+/* One answered request, for /metrics (metrics_observe and, when
+ * run_seconds >= 0, metrics_observe_job with a zero queue time). */
+struct front_observation {
+	uint16_t route;		/* enum metrics_route */
+	uint16_t status;	/* HTTP status, 100..599 */
+	float seconds;		/* the whole request */
+	float run_seconds;	/* the job's run time, or -1: no job */
+};
+
+#define FRONT_OBSERVATIONS_MAX \
+	((FRONT_PACKET_MAX - sizeof(struct front_msg)) / sizeof(struct front_observation))
+
+/* Headers a front adds to what it forwards on an internal connection; the
+ * supervisor honours them only there. */
+#define FRONT_HEADER_CLIENT	"X-Luapoold-Client"	/* the client's address */
+#define FRONT_HEADER_DEADLINE	"X-Luapoold-Deadline-Ms" /* time left to answer */
+
+#endif

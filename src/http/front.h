@@ -1,0 +1,33 @@
+/*
+ * front.h - the HTTP server of a front process (front*.c): libmicrohttpd
+ * on the shared listening socket, the fast lane for short jobs, and the
+ * hand-off of everything else to the supervisor (docs/ARCHITECTURE.md).
+ */
+#ifndef FRONT_H
+#define FRONT_H
+
+#include <stddef.h>
+
+#include "vm/vm.h"
+
+struct front_options {
+	unsigned fast_lane_ms;
+	size_t max_body_bytes;
+	size_t max_result_bytes;
+	unsigned max_connections;
+	unsigned max_connections_per_ip;	/* 0: no limit */
+	unsigned request_read_timeout_s;
+	int bytecode_mode;		/* enum http_bytecode_mode */
+	const char *auth_token;		/* NULL: no auth */
+};
+
+/* Serves on FRONT_LISTEN_FD until told to stop (SIGTERM) or the
+ * supervisor goes away; returns the process exit status.  The VM must be
+ * set up for the lane (lane_prepare with front_last_words). */
+int front_serve(struct vm *vm, const struct front_options *o);
+
+/* The lane's last words (lane_prepare): hands every connection this front
+ * holds to the supervisor before the process dies. */
+void front_last_words(void);
+
+#endif

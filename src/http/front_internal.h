@@ -1,0 +1,100 @@
+/*
+ * front_internal.h - what the files of the front server share
+ * (front.c: libmicrohttpd and the lane; front_forward.c: hand-offs to the
+ * supervisor; front_set.c: which chunks are short).  Never include this
+ * outside src/http/front*.c.
+ */
+#ifndef FRONT_INTERNAL_H
+#define FRONT_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "common/buffer.h"
+
+struct MHD_Connection;
+
+/* Where a connection is, for the hand-over when the process must die. */
+enum front_conn_state {
+	FRONT_IDLE,		/* between requests: the supervisor may take it */
+	FRONT_READING,		/* a request is being read or answered */
+	FRONT_HANDED,		/* its request is with the supervisor or the lane:
+				 * replayable from req->head and req->body */
+};
+
+struct front_req;
+
+struct front_conn {
+	struct front_conn *prev, *next;
+	int fd;
+	volatile enum front_conn_state state;
+	struct front_req *req;		/* FRONT_HANDED: the request to replay */
+};
+
+/* One request.  Its head is the request as forwarded to the supervisor,
+ * so a replay needs nothing built in a signal handler. */
+struct front_req {
+	int io_kind;			/* first: tells epoll users apart */
+	struct front_conn *conn;
+	struct MHD_Connection *mhd;
+	int64_t start_ns;
+	char method[8];
+	char request_id[129];
+	struct buffer body;
+	int too_large;
+	struct buffer head;
+	size_t deadline_at;		/* offset of the deadline digits in head, 0: none */
+	/* The fast lane. */
+	int eligible;			/* a /v1/exec the lane may learn */
+	unsigned char digest[16];
+	/* The hand-off: our end of the internal connection, what is left to
+	 * write, what came back. */
+	int fd;
+	size_t sent;
+	struct buffer in;
+	int suspended, orphaned;
+	/* The answer. */
+	int ready;
+	unsigned status;
+	char *resp_body;
+	size_t resp_len;
+	struct buffer resp_headers;	/* "Name\0Value\0" pairs */
+	double run_ms;			/* < 0: no job ran */
+};
+
+#define FRONT_DEADLINE_DIGITS 10
+
+/* front_forward.c */
+
+/* Builds req->head: the request line, the client's headers (minus those
+ * about the connection), the client's address and, with_deadline, room
+ * for the time left.  0, or -1 when out of memory. */
+int front_forward_build_head(struct front_req *req, const char *url, int with_deadline);
+/* Writes the time left before deadline_ns into req's head. */
+void front_forward_set_deadline(struct front_req *req, int64_t deadline_ns, int64_t now_ns);
+/* Hands req to the supervisor on a fresh internal connection; its
+ * answer comes through front_forward_io.  0, or -1 (nothing started). */
+int front_forward_start(struct front_req *req, int epfd);
+/* The internal connection is ready: writes, reads, and when the answer is
+ * whole parses it into req.  1 when req has its answer, 0 to wait, -1 when
+ * the hand-off failed (req has no answer). */
+int front_forward_io(struct front_req *req, int epfd);
+/* Closes the internal connection. */
+void front_forward_end(struct front_req *req, int epfd);
+/* Hands every idle connection on the list to the supervisor (drain). */
+void front_forward_adopt_idle(struct front_conn *head);
+/* The last words: idle connections adopted, handed requests replayed. */
+void front_forward_hand_over(struct front_conn *head);
+
+/* front_set.c: the chunks known to be short. */
+
+void front_set_init(unsigned fast_lane_ms);
+/* Whether the chunk with this digest may run in the lane. */
+int front_set_is_short(const unsigned char digest[16]);
+/* A run of the chunk (in the lane or in the pool) took run_ms. */
+void front_set_observe(const unsigned char digest[16], double run_ms);
+/* The chunk was stopped at the lane's limit: never short again here. */
+void front_set_demote(const unsigned char digest[16]);
+
+#endif

@@ -1,0 +1,130 @@
+/*
+ * lane.c - a job run inside a front process (see lane.h).
+ *
+ * One CLOCK_MONOTONIC timer, armed at the earlier of the lane's limit and
+ * the job's deadline.  When it fires the handler asks the VM to stop (soft
+ * stop) and re-arms for the grace period; if the job still runs then, the
+ * handler calls the front's last words and exits (hard stop).  Unlike a
+ * pool worker, the front never answers a stopped job itself: it hands it
+ * on, and the pool decides (another run, or deadline_exceeded).
+ */
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/frame.h"
+#include "vm/lane.h"
+#include "vm/vm_request.h"
+
+static struct vm *lane_vm;
+static timer_t lane_timer;
+static volatile sig_atomic_t job_running;
+static volatile sig_atomic_t soft_stop_sent;
+static int64_t grace_ns;
+static void (*lane_last_words)(void);
+static struct lane_options lane_opts;
+static volatile int64_t job_deadline_ns;
+
+static void
+arm_at(int64_t when_ns)
+{
+	struct itimerspec its = { 0 };
+	if (when_ns > 0) {
+		its.it_value.tv_sec = when_ns / 1000000000;
+		its.it_value.tv_nsec = when_ns % 1000000000;
+	}
+	timer_settime(lane_timer, TIMER_ABSTIME, &its, NULL);
+}
+
+static void
+on_alarm(int sig)
+{
+	(void)sig;
+	if (!job_running)
+		return;
+	int saved_errno = errno;
+	if (!soft_stop_sent) {
+		soft_stop_sent = 1;
+		vm_interrupt(lane_vm);
+		arm_at(frame_now_ns() + grace_ns);
+		errno = saved_errno;
+		return;
+	}
+	if (lane_last_words != NULL)
+		lane_last_words();
+	_exit(FRAME_EXIT_DEADLINE);
+}
+
+static void
+lua_returned(void)
+{
+	job_running = 0;
+}
+
+int
+lane_prepare(struct vm *vm, const struct lane_options *o, void (*last_words)(void))
+{
+	lane_vm = vm;
+	lane_opts = *o;
+	lane_last_words = last_words;
+	grace_ns = (int64_t)o->grace_ms * 1000000;
+	vm_on_lua_done(vm, lua_returned);
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_alarm;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	if (sigaction(SIGALRM, &sa, NULL) == -1)
+		return -1;
+	struct sigevent sev;
+	memset(&sev, 0, sizeof(sev));
+	sev.sigev_notify = SIGEV_SIGNAL;
+	sev.sigev_signo = SIGALRM;
+	return timer_create(CLOCK_MONOTONIC, &sev, &lane_timer);
+}
+
+int64_t
+lane_deadline_ns(void)
+{
+	return job_deadline_ns;
+}
+
+enum lane_verdict
+lane_run(struct vm *vm, const char *text, size_t len, int64_t start_ns,
+    struct vm_outcome *out, int64_t *run_ns)
+{
+	struct vm_request req = {
+		.text = text, .len = len,
+		.allow_bytecode = lane_opts.allow_bytecode,
+		.max_timeout_ms = lane_opts.max_timeout_ms,
+	};
+	*run_ns = 0;
+	out->usage = 0;
+	out->cpu_ns = 0;
+	unsigned timeout = lane_opts.default_timeout_ms;
+	job_deadline_ns = start_ns + (int64_t)timeout * 1000000;
+	if (vm_request_load(vm, &req, out) == -1)
+		return LANE_HAND_OFF;
+	if (req.timeout_ms)
+		timeout = req.timeout_ms;
+	job_deadline_ns = start_ns + (int64_t)timeout * 1000000;
+	if (req.usage)
+		return LANE_HAND_OFF;	/* the supervisor measures and reports usage */
+	int64_t begin = frame_now_ns();
+	int64_t limit = begin + (int64_t)lane_opts.fast_lane_ms * 1000000;
+	if (limit > job_deadline_ns)
+		limit = job_deadline_ns;
+	if (limit <= begin)
+		return LANE_HAND_OFF;	/* its deadline passed: the pool says so */
+	soft_stop_sent = 0;
+	arm_at(limit);
+	job_running = 1;
+	vm_run_loaded(vm, out);
+	job_running = 0;
+	*run_ns = frame_now_ns() - begin;
+	if (out->status != LUAPOOL_OK || out->soft_stopped)
+		return LANE_HAND_OFF;
+	return LANE_ANSWERED;
+}
