@@ -58,7 +58,7 @@ static struct {
 } F;
 
 static volatile sig_atomic_t stop_asked;
-static char mhd_tag, control_tag;	/* epoll data for the two fixed sources */
+static char mhd_tag, control_tag, listen_tag;	/* epoll data of the fixed sources */
 
 /* Observations --------------------------------------------------------- */
 
@@ -469,13 +469,12 @@ start_daemon(void)
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
 	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
-	    MHD_USE_TURBO;
+	    MHD_USE_TURBO | MHD_USE_NO_LISTEN_SOCKET;
 	if (getsockname(FRONT_LISTEN_FD, (struct sockaddr *)&ss, &sl) == 0 &&
 	    ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	F.daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, NULL,
 	    MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-	    MHD_OPTION_LISTEN_SOCKET, (MHD_socket)FRONT_LISTEN_FD,
 	    MHD_OPTION_CONNECTION_LIMIT, F.o.max_connections,
 	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, F.o.max_connections_per_ip,
 	    MHD_OPTION_CONNECTION_TIMEOUT, F.o.request_read_timeout_s,
@@ -490,11 +489,38 @@ start_daemon(void)
 	F.epfd = epoll_create1(EPOLL_CLOEXEC);
 	struct epoll_event mhd = { .events = EPOLLIN, .data.ptr = &mhd_tag };
 	struct epoll_event control = { .events = EPOLLIN | EPOLLRDHUP, .data.ptr = &control_tag };
+	/* Exclusive: a new connection wakes one front, and a front busy in
+	 * a job is not waiting, so the idle ones take the connections. */
+	struct epoll_event listen = { .events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = &listen_tag };
 	if (info == NULL || F.epfd == -1 ||
 	    epoll_ctl(F.epfd, EPOLL_CTL_ADD, info->epoll_fd, &mhd) == -1 ||
-	    epoll_ctl(F.epfd, EPOLL_CTL_ADD, FRONT_CONTROL_FD, &control) == -1)
+	    epoll_ctl(F.epfd, EPOLL_CTL_ADD, FRONT_CONTROL_FD, &control) == -1 ||
+	    epoll_ctl(F.epfd, EPOLL_CTL_ADD, FRONT_LISTEN_FD, &listen) == -1)
 		return -1;
 	return 0;
+}
+
+/* One connection per round: the fronts share new connections instead of
+ * the first one awake taking a whole burst. */
+static void
+accept_one(void)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int fd = accept4(FRONT_LISTEN_FD, (struct sockaddr *)&ss, &sl,
+	    SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd == -1)
+		return;		/* another front took it, or the table is full */
+	/* On failure libmicrohttpd closes the socket itself. */
+	if (MHD_add_connection(F.daemon, fd, (struct sockaddr *)&ss, sl) != MHD_YES)
+		log_debug("a new connection was refused (limits)");
+}
+
+static void
+stop_accepting(void)
+{
+	epoll_ctl(F.epfd, EPOLL_CTL_DEL, FRONT_LISTEN_FD, NULL);
+	close(FRONT_LISTEN_FD);
 }
 
 /* Whether the supervisor is still there (it says nothing after CONFIG). */
@@ -522,6 +548,10 @@ wait_events(void)
 	for (int i = 0; i < n; i++) {
 		if (ev[i].data.ptr == &mhd_tag)
 			continue;
+		if (ev[i].data.ptr == &listen_tag) {
+			accept_one();
+			continue;
+		}
 		if (ev[i].data.ptr == &control_tag) {
 			if (supervisor_gone())
 				return -1;
@@ -558,7 +588,7 @@ front_serve(struct vm *vm, const struct front_options *o)
 	for (;;) {
 		MHD_run(F.daemon);
 		if ((stop_asked || F.retire) && drain_until == 0) {
-			MHD_quiesce_daemon(F.daemon);
+			stop_accepting();
 			drain_until = frame_now_ns() + DRAIN_MAX_NS;
 		}
 		if (drain_until && (F.in_flight == 0 || frame_now_ns() > drain_until))
