@@ -32,7 +32,7 @@
 #include "pool/fronts.h"
 
 #define DRAIN_EXTRA_MS 2000
-#define FRONT_ARG_PAIRS 9
+#define FRONT_ARG_PAIRS 10
 
 struct daemon {
 	struct config cfg;
@@ -217,6 +217,9 @@ front_args_from_config(const struct config *cfg, struct front_args *a)
 		{ "--access-log", cfg->access_log != 0 },
 		{ "--slow-job-ms", cfg->slow_job_ms },
 		{ "--metrics-auth", cfg->metrics_auth != 0 },
+		/* each front holds its share of the request byte budget */
+		{ "--max-inflight-bytes", cfg->max_inflight_bytes / (cfg->front_workers ?
+		    cfg->front_workers : 1) },
 	};
 	for (unsigned i = 0; i < FRONT_ARG_PAIRS; i++) {
 		snprintf(a->values[i], sizeof(a->values[i]), "%llu", pairs[i].value);

@@ -44,6 +44,8 @@ front_option(void *arg, const char *key, unsigned long v)
 		a->front.max_connections_per_ip = (unsigned)v;
 	else if (strcmp(key, "--request-read-timeout-s") == 0)
 		a->front.request_read_timeout_s = (unsigned)v;
+	else if (strcmp(key, "--max-inflight-bytes") == 0)
+		a->front.max_inflight_bytes = v;
 	else if (strcmp(key, "--bytecode-mode") == 0)
 		a->front.bytecode_mode = (int)v;
 	else if (strcmp(key, "--access-log") == 0 || strcmp(key, "--slow-job-ms") == 0 ||
@@ -87,6 +89,17 @@ address_space(const struct worker_options *w, const struct front_options *f)
 	    (size_t)f->max_connections * FRONT_CONNECTION_BYTES;
 }
 
+/* front_serve's lock_down: its server and epoll set exist, no request
+ * has been read yet. */
+static void
+enter_sandbox(void)
+{
+	unsigned uid = (unsigned)getuid();	/* getuid is not allowed past this point */
+	if (sandbox_enter_front() == -1)
+		fatal("seccomp: %s", strerror(errno));
+	log_debug("sandboxed as uid %u", uid);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -96,6 +109,7 @@ main(int argc, char **argv)
 		.front = {
 			.fast_lane_ms = 10, .max_body_bytes = 1u << 20, .max_connections = 1024,
 			.request_read_timeout_s = 10,
+			.max_inflight_bytes = (size_t)256u << 20,
 		},
 	};
 	pid_t parent;
@@ -132,5 +146,11 @@ main(int argc, char **argv)
 		fatal("cannot build the VM: %s", err);
 	if (lane_prepare(vm, &a.lane, front_last_words) == -1)
 		fatal("deadline timer: %s", strerror(errno));
-	return front_serve(vm, &a.front);
+	int status = front_serve(vm, &a.front, enter_sandbox);
+#if SANDBOX_UNDER_ASAN
+	/* LeakSanitizer needs system calls the sandbox forbids. */
+	_exit(status);
+#else
+	return status;
+#endif
 }

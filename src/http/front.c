@@ -5,7 +5,10 @@
  *
  * POST /v1/exec of a chunk known to be short (front_set.c) and plainly
  * acceptable (authorized, no "usage", bytecode not signed) runs here, in
- * the lane (vm/lane.h): one process, no hop.  Everything else, and any
+ * the lane (vm/lane.h): one process, no hop.  The lane decodes the request
+ * first, which names its chunk; a chunk not known to be short is dropped
+ * there and handed on (the decoding is lost: only for the runs that teach
+ * front_set.c, and for jobs long enough not to mind).  Everything else, and any
  * lane job that fails or reaches the lane's limit, is handed to the
  * supervisor as HTTP (front_forward.c), whose answer goes back to the
  * client as it came; its Server-Timing teaches front_set.c which chunks
@@ -27,9 +30,7 @@
 #include "common/frame.h"
 #include "common/front_proto.h"
 #include "common/log.h"
-#include "common/sha256.h"
 #include "common/text.h"
-#include "daemon/jsonscan.h"
 #include "daemon/metrics.h"
 #include "http/front.h"
 #include "http/front_internal.h"
@@ -38,7 +39,6 @@
 #include "vm/lane.h"
 
 #define DRAIN_MAX_NS		(30 * 1000000000LL)
-#define STATS_EVERY_NS		(100 * 1000000LL)
 #define LOOP_TICK_MS		100
 
 static struct {
@@ -48,47 +48,13 @@ static struct {
 	int epfd;
 	struct front_conn *conns;
 	unsigned in_flight;		/* requests begun and not completed */
-	uint64_t id_seed, id_count;
 	struct vm_outcome out;
-	struct front_observation obs[FRONT_OBSERVATIONS_MAX];
-	unsigned nobs;
-	int64_t obs_sent_ns;
 	int resumed;			/* run MHD again before sleeping */
 	int retire;			/* the VM must be replaced: drain, exit */
 } F;
 
 static volatile sig_atomic_t stop_asked;
 static char mhd_tag, control_tag, listen_tag;	/* epoll data of the fixed sources */
-
-/* Observations --------------------------------------------------------- */
-
-static void
-send_stats(void)
-{
-	if (F.nobs == 0)
-		return;
-	char packet[FRONT_PACKET_MAX];
-	struct front_msg m = { .type = FRONT_MSG_STATS, .count = F.nobs };
-	memcpy(packet, &m, sizeof(m));
-	memcpy(packet + sizeof(m), F.obs, F.nobs * sizeof(F.obs[0]));
-	if (send(FRONT_CONTROL_FD, packet, sizeof(m) + F.nobs * sizeof(F.obs[0]),
-	    MSG_NOSIGNAL) == -1)
-		log_debug("stats to the supervisor: %s", strerror(errno));
-	F.nobs = 0;
-	F.obs_sent_ns = frame_now_ns();
-}
-
-static void
-observe(enum metrics_route route, unsigned status, const struct front_req *req)
-{
-	struct front_observation *o = &F.obs[F.nobs++];
-	o->route = (uint16_t)route;
-	o->status = (uint16_t)status;
-	o->seconds = (float)((frame_now_ns() - req->start_ns) / 1e9);
-	o->run_seconds = req->run_ms >= 0 ? (float)(req->run_ms / 1000.0) : -1.0f;
-	if (F.nobs == FRONT_OBSERVATIONS_MAX)
-		send_stats();
-}
 
 /* Requests ------------------------------------------------------------- */
 
@@ -117,6 +83,7 @@ req_new(struct MHD_Connection *mhd, const char *method)
 static void
 req_free(struct front_req *req)
 {
+	front_limits_release(req->charged);
 	front_forward_end(req, F.epfd);
 	buffer_free(&req->body);
 	buffer_free(&req->head);
@@ -124,77 +91,6 @@ req_free(struct front_req *req)
 	buffer_free(&req->resp_headers);
 	free(req->resp_body);
 	free(req);
-}
-
-static void
-take_request_id(struct front_req *req)
-{
-	const char *given = MHD_lookup_connection_value(req->mhd, MHD_HEADER_KIND, "X-Request-Id");
-	if (given != NULL && text_is_visible(given, sizeof(req->request_id) - 1)) {
-		memcpy(req->request_id, given, strlen(given) + 1);
-		return;
-	}
-	uint64_t id = text_mix64(F.id_seed + F.id_count++);
-	for (int i = 15; i >= 0; i--, id >>= 4)
-		req->request_id[i] = text_hex_digits[id & 15];
-	req->request_id[16] = '\0';
-}
-
-/* A problem the front answers itself (the body too large, the supervisor
- * unreachable): the same body the supervisor would give. */
-static void
-answer_problem(struct front_req *req, const char *code, const char *detail)
-{
-	size_t len = 0;
-	char *body = problem_body_for_job(code, detail, NULL, &len);
-	char *grown = body ? realloc(body, len + 2 * sizeof(req->request_id) + 20) : NULL;
-	if (grown == NULL) {
-		free(body);
-		req->resp_body = NULL;
-		req->resp_len = 0;
-	} else {
-		take_request_id(req);
-		len--;	/* the closing brace */
-		len += (size_t)sprintf(grown + len, ",\"request_id\":\"");
-		for (const char *p = req->request_id; *p; p++) {
-			if (*p == '"' || *p == '\\')
-				grown[len++] = '\\';
-			grown[len++] = *p;
-		}
-		len += (size_t)sprintf(grown + len, "\"}");
-		req->resp_body = grown;
-		req->resp_len = len;
-	}
-	buffer_reset(&req->resp_headers);
-	buffer_append(&req->resp_headers, "Content-Type\0application/problem+json", 38);
-	buffer_append(&req->resp_headers, "X-Request-Id", 13);
-	buffer_append(&req->resp_headers, req->request_id, strlen(req->request_id) + 1);
-	req->status = (unsigned)problem_status(code);
-	req->ready = 1;
-	req->run_ms = -1;
-	observe(METRICS_ROUTE_OTHER, req->status, req);
-}
-
-static enum MHD_Result
-queue_answer(struct front_req *req)
-{
-	struct MHD_Response *resp = MHD_create_response_from_buffer(req->resp_len,
-	    req->resp_body ? req->resp_body : (void *)(uintptr_t)"", req->resp_body ?
-	    MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
-	if (resp == NULL)
-		return MHD_NO;
-	req->resp_body = NULL;
-	const char *p = req->resp_headers.data, *end = p + req->resp_headers.len;
-	while (p != NULL && p < end) {
-		const char *value = p + strlen(p) + 1;
-		if (value >= end)
-			break;
-		MHD_add_response_header(resp, p, value);
-		p = value + strlen(value) + 1;
-	}
-	enum MHD_Result ret = MHD_queue_response(req->mhd, req->status, resp);
-	MHD_destroy_response(resp);
-	return ret;
 }
 
 /* The lane ------------------------------------------------------------- */
@@ -208,72 +104,19 @@ authorized(const struct front_req *req)
 	return h && strncasecmp(h, "Bearer ", 7) == 0 && text_secret_equal(h + 7, F.o.auth_token);
 }
 
-/* A /v1/exec whose chunk the lane can know: exactly one of "bytecode" and
- * "source", no "usage".  Its digest names the chunk as the client wrote it. */
-static int
-take_digest(struct front_req *req)
-{
-	const char *text = req->body.data, *v = NULL, *s = NULL, *u = NULL;
-	size_t len = req->body.len, vl = 0, sl = 0, ul = 0;
-	if (len == 0)
-		return 0;
-	enum jsonscan_result b = jsonscan_member(text, len, "bytecode", &v, &vl);
-	enum jsonscan_result src = jsonscan_member(text, len, "source", &s, &sl);
-	if (jsonscan_member(text, len, "usage", &u, &ul) != JSONSCAN_ABSENT)
-		return 0;
-	if (!((b == JSONSCAN_FOUND && src == JSONSCAN_ABSENT) ||
-	    (b == JSONSCAN_ABSENT && src == JSONSCAN_FOUND)))
-		return 0;
-	struct sha256 h;
-	unsigned char out[SHA256_SIZE];
-	sha256_init(&h);
-	sha256_update(&h, b == JSONSCAN_FOUND ? "b" : "s", 1);
-	sha256_update(&h, b == JSONSCAN_FOUND ? v : s, b == JSONSCAN_FOUND ? vl : sl);
-	sha256_final(&h, out);
-	memcpy(req->digest, out, sizeof(req->digest));
-	return 1;
-}
-
-static void
-answer_from_lane(struct front_req *req, double run_ms)
-{
-	req->resp_body = malloc(F.out.body.len ? F.out.body.len : 1);
-	if (req->resp_body == NULL)
-		return;		/* the supervisor answers it */
-	memcpy(req->resp_body, F.out.body.data, F.out.body.len);
-	req->resp_len = F.out.body.len;
-	take_request_id(req);
-	char timing[64];
-	snprintf(timing, sizeof(timing), "queue;dur=0.000, run;dur=%.3f", run_ms);
-	buffer_reset(&req->resp_headers);
-	int bad = buffer_append(&req->resp_headers, "Content-Type\0application/json", 30) |
-	    buffer_append(&req->resp_headers, "X-Request-Id", 13) |
-	    buffer_append(&req->resp_headers, req->request_id, strlen(req->request_id) + 1) |
-	    buffer_append(&req->resp_headers, "Server-Timing", 14) |
-	    buffer_append(&req->resp_headers, timing, strlen(timing) + 1);
-	if (bad) {
-		free(req->resp_body);
-		req->resp_body = NULL;
-		return;
-	}
-	req->status = 200;
-	req->run_ms = run_ms;
-	req->ready = 1;
-	observe(METRICS_ROUTE_EXEC, 200, req);
-}
-
-/* Runs req in the lane: answered, or its head is ready to hand it on
- * with the time it has left. */
+/* Runs req in the lane (lane_load done): answered, or its head is ready
+ * to hand it on with the time it has left. */
 static void
 run_in_lane(struct front_req *req, const char *url)
 {
-	if (front_forward_build_head(req, url, 1) == -1)
+	if (front_forward_build_head(req, url, 1) == -1) {
+		lane_unload(F.vm);
 		return;
+	}
 	req->conn->req = req;
 	req->conn->state = FRONT_HANDED;	/* a hard stop replays it */
 	int64_t run_ns = 0;
-	enum lane_verdict v = lane_run(F.vm, req->body.data, req->body.len, req->start_ns,
-	    &F.out, &run_ns);
+	enum lane_verdict v = lane_run_loaded(F.vm, &F.out, &run_ns);
 	req->conn->state = FRONT_READING;
 	req->conn->req = NULL;
 	if (F.out.replace != VM_REPLACE_NO || F.out.heap_high)
@@ -284,9 +127,27 @@ run_in_lane(struct front_req *req, const char *url)
 	else if (run_ns > 0)
 		front_set_observe(req->digest, run_ms);
 	if (v == LANE_ANSWERED)
-		answer_from_lane(req, run_ms);
+		front_answer_ok(req, &F.out.body, run_ms);
 	else
 		front_forward_set_deadline(req, lane_deadline_ns(), frame_now_ns());
+}
+
+/* A /v1/exec the lane may take: decoded here (which also names its
+ * chunk), run here when the chunk is known to be short. */
+static void
+try_lane(struct front_req *req, const char *url)
+{
+	if (lane_load(F.vm, req->body.data, req->body.len, req->start_ns, &F.out,
+	    req->digest) == -1) {
+		if (F.out.replace != VM_REPLACE_NO)
+			F.retire = 1;
+		return;		/* the supervisor explains */
+	}
+	req->eligible = 1;
+	if (front_set_is_short(req->digest))
+		run_in_lane(req, url);
+	else
+		lane_unload(F.vm);
 }
 
 /* The hand-off ---------------------------------------------------------- */
@@ -295,11 +156,11 @@ static void
 hand_off(struct front_req *req, const char *url)
 {
 	if (req->head.len == 0 && front_forward_build_head(req, url, 0) == -1) {
-		answer_problem(req, "internal_error", "out of memory");
+		front_answer_problem(req, "internal_error", "out of memory");
 		return;
 	}
 	if (front_forward_start(req, F.epfd) == -1) {
-		answer_problem(req, "internal_error", "the supervisor cannot be reached");
+		front_answer_problem(req, "internal_error", "the supervisor cannot be reached");
 		return;
 	}
 	req->conn->req = req;
@@ -318,7 +179,7 @@ on_handoff_ready(struct front_req *req)
 	req->conn->state = FRONT_READING;
 	req->conn->req = NULL;
 	if (rc == -1)
-		answer_problem(req, "internal_error", "the supervisor gave no answer");
+		front_answer_problem(req, "internal_error", "the supervisor gave no answer");
 	else if (req->eligible && req->run_ms >= 0)
 		front_set_observe(req->digest, req->run_ms);
 	if (req->suspended) {
@@ -332,17 +193,15 @@ static void
 handle(struct front_req *req, const char *url)
 {
 	if (req->too_large) {
-		answer_problem(req, "payload_too_large", "the request body is larger than max_body_bytes");
+		front_answer_problem(req, "payload_too_large", "the request body is larger than max_body_bytes");
 		return;
 	}
-	/* jsonscan wants the text NUL-terminated; the body has a spare byte. */
+	/* The decoder wants the text NUL-terminated; the body has a spare byte. */
 	if (buffer_append_char(&req->body, '\0') == 0)
 		req->body.len--;
 	if (strcmp(req->method, "POST") == 0 && strcmp(url, "/v1/exec") == 0 &&
-	    F.o.bytecode_mode != HTTP_BYTECODE_SIGNED && authorized(req))
-		req->eligible = take_digest(req);
-	if (req->eligible && front_set_is_short(req->digest)) {
-		run_in_lane(req, url);
+	    F.o.bytecode_mode != HTTP_BYTECODE_SIGNED && req->body.len > 0 && authorized(req)) {
+		try_lane(req, url);
 		if (req->ready)
 			return;
 	}
@@ -350,6 +209,60 @@ handle(struct front_req *req, const char *url)
 }
 
 /* libmicrohttpd callbacks ------------------------------------------------ */
+
+static enum MHD_Result
+refuse_early(struct front_req *req, const char *code, const char *detail)
+{
+	front_answer_problem(req, code, detail);
+	/* The body was not read: the connection cannot carry another request. */
+	buffer_append(&req->resp_headers, "Connection\0close", 17);
+	return front_answer_queue(req);
+}
+
+static int
+charge(struct front_req *req, size_t n)
+{
+	if (front_limits_charge(n) == -1)
+		return -1;
+	req->charged += n;
+	return 0;
+}
+
+/* The headers are in: what they decide before any body is read. */
+static enum MHD_Result
+start_reading(struct front_req *req)
+{
+	const char *why = front_limits_framing(req->mhd);
+	if (why != NULL)
+		return refuse_early(req, "invalid_request", why);
+	const char *cl = MHD_lookup_connection_value(req->mhd, MHD_HEADER_KIND, "Content-Length");
+	unsigned long long n = cl ? strtoull(cl, NULL, 10) : 0;
+	if (n > F.o.max_body_bytes) {
+		req->too_large = 1;	/* answered once the body is skipped, as the supervisor does */
+		return MHD_YES;
+	}
+	if (n > 0) {
+		if (charge(req, (size_t)n + 1) == -1) {
+			return refuse_early(req, "overloaded", "the server holds as many request "
+			    "bytes as it may (max_inflight_bytes); retry later");
+		}
+		buffer_reserve_exact(&req->body, (size_t)n + 1);	/* one copy */
+	}
+	return MHD_YES;
+}
+
+static void
+take_upload(struct front_req *req, const char *data, size_t size)
+{
+	if (req->too_large)
+		return;
+	size_t room = req->charged > req->body.len ? req->charged - req->body.len : 0;
+	if ((size > room && charge(req, size - room) == -1) ||
+	    buffer_append(&req->body, data, size) == -1) {
+		req->too_large = 1;
+		buffer_free(&req->body);
+	}
+}
 
 static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *mhd, const char *url, const char *method,
@@ -367,23 +280,17 @@ on_request(void *cls, struct MHD_Connection *mhd, const char *url, const char *m
 		*con_cls = req;
 		req->conn->state = FRONT_READING;
 		F.in_flight++;
-		const char *cl = MHD_lookup_connection_value(mhd, MHD_HEADER_KIND, "Content-Length");
-		if (cl != NULL && strtoull(cl, NULL, 10) > F.o.max_body_bytes)
-			req->too_large = 1;
-		return MHD_YES;
+		return start_reading(req);
 	}
 	if (*upload_data_size) {
-		if (!req->too_large &&
-		    buffer_append(&req->body, upload_data, *upload_data_size) == -1) {
-			req->too_large = 1;
-			buffer_free(&req->body);
-		}
+		take_upload(req, upload_data, *upload_data_size);
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
+	front_limits_request_received(req->conn);
 	if (!req->ready && !req->suspended && req->fd == -1)
 		handle(req, url);
-	return req->ready ? queue_answer(req) : MHD_YES;
+	return req->ready ? front_answer_queue(req) : MHD_YES;
 }
 
 static void
@@ -400,6 +307,7 @@ on_completed(void *cls, struct MHD_Connection *mhd, void **con_cls,
 	if (req->conn != NULL) {
 		req->conn->state = FRONT_IDLE;
 		req->conn->req = NULL;
+		front_limits_wait_for_request(req->conn);
 	}
 	F.in_flight--;
 	req_free(req);
@@ -418,6 +326,7 @@ on_connection(void *cls, struct MHD_Connection *mhd, void **socket_context,
 			return;
 		c->fd = ci ? ci->connect_fd : -1;
 		c->state = FRONT_IDLE;
+		front_limits_wait_for_request(c);
 		c->next = F.conns;
 		if (F.conns)
 			F.conns->prev = c;
@@ -563,14 +472,17 @@ wait_events(void)
 }
 
 int
-front_serve(struct vm *vm, const struct front_options *o)
+front_serve(struct vm *vm, const struct front_options *o, void (*lock_down)(void))
 {
 	F.vm = vm;
 	F.o = *o;
 	F.epfd = -1;
 	front_set_init(o->fast_lane_ms);
-	if (getrandom(&F.id_seed, sizeof(F.id_seed), GRND_NONBLOCK) != sizeof(F.id_seed))
-		F.id_seed = (uint64_t)frame_now_ns() ^ (uint64_t)getpid() << 32;
+	front_limits_init(o->max_inflight_bytes, o->request_read_timeout_s);
+	uint64_t seed;
+	if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != sizeof(seed))
+		seed = (uint64_t)frame_now_ns() ^ (uint64_t)getpid() << 32;
+	front_answer_init(seed);
 	buffer_init(&F.out.body, o->max_result_bytes + 64);
 	buffer_init(&F.out.traceback, 16384);
 	buffer_init(&F.out.logs, 0);	/* bounded by max_log_bytes (vm_log.c) */
@@ -584,6 +496,8 @@ front_serve(struct vm *vm, const struct front_options *o)
 		log_error("cannot serve HTTP: %s", strerror(errno));
 		return 1;
 	}
+	/* Everything that needs more than the sandbox allows is done. */
+	lock_down();
 	int64_t drain_until = 0;
 	for (;;) {
 		MHD_run(F.daemon);
@@ -593,12 +507,13 @@ front_serve(struct vm *vm, const struct front_options *o)
 		}
 		if (drain_until && (F.in_flight == 0 || frame_now_ns() > drain_until))
 			break;
-		if (F.nobs && frame_now_ns() - F.obs_sent_ns > STATS_EVERY_NS)
-			send_stats();
+		if (front_answer_stats_due())
+			front_answer_send_stats();
+		front_limits_sweep(F.conns);
 		if (wait_events() == -1)
 			return 0;	/* the supervisor is gone: so are we */
 	}
-	send_stats();
+	front_answer_send_stats();
 	/* What is idle goes on at the supervisor, with the bytes the kernel
 	 * holds for it; nothing here reads from those sockets again. */
 	front_forward_adopt_idle(F.conns);

@@ -14,6 +14,7 @@ struct front_options {
 	unsigned fast_lane_ms;
 	size_t max_body_bytes;
 	size_t max_result_bytes;
+	size_t max_inflight_bytes;	/* request bytes this front holds at once */
 	unsigned max_connections;
 	unsigned max_connections_per_ip;	/* 0: no limit */
 	unsigned request_read_timeout_s;
@@ -23,8 +24,11 @@ struct front_options {
 
 /* Serves on FRONT_LISTEN_FD until told to stop (SIGTERM) or the
  * supervisor goes away; returns the process exit status.  The VM must be
- * set up for the lane (lane_prepare with front_last_words). */
-int front_serve(struct vm *vm, const struct front_options *o);
+ * set up for the lane (lane_prepare with front_last_words).  `lock_down`
+ * runs once, when the HTTP server and its epoll set exist and before the
+ * first connection is taken: the seccomp filter goes on there (main.c);
+ * it returns only if the front may serve. */
+int front_serve(struct vm *vm, const struct front_options *o, void (*lock_down)(void));
 
 /* The lane's last words (lane_prepare): hands every connection this front
  * holds to the supervisor before the process dies. */

@@ -11,9 +11,10 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include <microhttpd.h>
+
 #include "common/buffer.h"
 
-struct MHD_Connection;
 
 /* Where a connection is, for the hand-over when the process must die. */
 enum front_conn_state {
@@ -30,6 +31,7 @@ struct front_conn {
 	int fd;
 	volatile enum front_conn_state state;
 	struct front_req *req;		/* FRONT_HANDED: the request to replay */
+	int64_t read_deadline_ns;	/* the next request must be in by then; 0: none */
 };
 
 /* One request.  Its head is the request as forwarded to the supervisor,
@@ -42,6 +44,7 @@ struct front_req {
 	char method[8];
 	char request_id[129];
 	struct buffer body;
+	size_t charged;			/* against the front's byte budget */
 	int too_large;
 	struct buffer head;
 	size_t deadline_at;		/* offset of the deadline digits in head, 0: none */
@@ -65,6 +68,19 @@ struct front_req {
 
 #define FRONT_DEADLINE_DIGITS 10
 
+/* front_answer.c */
+
+void front_answer_init(uint64_t id_seed);
+/* A problem answer for code (problem.c), with the request's id. */
+void front_answer_problem(struct front_req *req, const char *code, const char *detail);
+/* The OK answer of a lane job: body is its JSON. */
+void front_answer_ok(struct front_req *req, const struct buffer *body, double run_ms);
+/* Queues req's answer on its connection. */
+enum MHD_Result front_answer_queue(struct front_req *req);
+/* Observations wait at most 100 ms, or until a packet is full. */
+int front_answer_stats_due(void);
+void front_answer_send_stats(void);
+
 /* front_forward.c */
 
 /* Builds req->head: the request line, the client's headers (minus those
@@ -86,6 +102,20 @@ void front_forward_end(struct front_req *req, int epfd);
 void front_forward_adopt_idle(struct front_conn *head);
 /* The last words: idle connections adopted, handed requests replayed. */
 void front_forward_hand_over(struct front_conn *head);
+
+/* front_limits.c: framing, the byte budget, the read deadline. */
+
+void front_limits_init(size_t inflight_budget, unsigned read_timeout_s);
+/* Why the request's framing headers are refused, or NULL. */
+const char *front_limits_framing(struct MHD_Connection *mhd);
+/* n more request bytes held: 0, or -1 (nothing charged) over the budget. */
+int front_limits_charge(size_t n);
+void front_limits_release(size_t n);
+/* c waits for a request (opened, or its last one answered) / has it. */
+void front_limits_wait_for_request(struct front_conn *c);
+void front_limits_request_received(struct front_conn *c);
+/* Closes the connections past their read deadline; at most every 100 ms. */
+void front_limits_sweep(struct front_conn *head);
 
 /* front_set.c: the chunks known to be short. */
 

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/frame.h"
+#include "common/sha256.h"
 #include "vm/lane.h"
 #include "vm/vm_request.h"
 
@@ -91,33 +92,62 @@ lane_deadline_ns(void)
 	return job_deadline_ns;
 }
 
-enum lane_verdict
-lane_run(struct vm *vm, const char *text, size_t len, int64_t start_ns,
-    struct vm_outcome *out, int64_t *run_ns)
+static void
+digest_of(const struct vm_job *job, unsigned char digest[LANE_DIGEST_SIZE])
+{
+	struct sha256 h;
+	unsigned char out[SHA256_SIZE];
+	sha256_init(&h);
+	sha256_update(&h, job->is_source ? "s" : "b", 1);
+	sha256_update(&h, job->chunk, job->chunk_len);
+	sha256_final(&h, out);
+	memcpy(digest, out, LANE_DIGEST_SIZE);
+}
+
+int
+lane_load(struct vm *vm, const char *text, size_t len, int64_t start_ns,
+    struct vm_outcome *out, unsigned char digest[LANE_DIGEST_SIZE])
 {
 	struct vm_request req = {
 		.text = text, .len = len,
 		.allow_bytecode = lane_opts.allow_bytecode,
 		.max_timeout_ms = lane_opts.max_timeout_ms,
 	};
-	*run_ns = 0;
 	out->usage = 0;
 	out->cpu_ns = 0;
-	unsigned timeout = lane_opts.default_timeout_ms;
-	job_deadline_ns = start_ns + (int64_t)timeout * 1000000;
+	job_deadline_ns = start_ns + (int64_t)lane_opts.default_timeout_ms * 1000000;
 	if (vm_request_load(vm, &req, out) == -1)
-		return LANE_HAND_OFF;
+		return -1;
+	const struct vm_job *job = vm_loaded_job(vm);
+	/* "usage" is measured and reported by the supervisor. */
+	if (req.usage || job == NULL || job->chunk == NULL) {
+		vm_end_job(vm, 0);
+		return -1;
+	}
 	if (req.timeout_ms)
-		timeout = req.timeout_ms;
-	job_deadline_ns = start_ns + (int64_t)timeout * 1000000;
-	if (req.usage)
-		return LANE_HAND_OFF;	/* the supervisor measures and reports usage */
+		job_deadline_ns = start_ns + (int64_t)req.timeout_ms * 1000000;
+	digest_of(job, digest);
+	return 0;
+}
+
+void
+lane_unload(struct vm *vm)
+{
+	vm_end_job(vm, 0);
+}
+
+enum lane_verdict
+lane_run_loaded(struct vm *vm, struct vm_outcome *out, int64_t *run_ns)
+{
+	*run_ns = 0;
 	int64_t begin = frame_now_ns();
 	int64_t limit = begin + (int64_t)lane_opts.fast_lane_ms * 1000000;
 	if (limit > job_deadline_ns)
 		limit = job_deadline_ns;
-	if (limit <= begin)
+	if (limit <= begin) {
+		vm_end_job(vm, 0);
 		return LANE_HAND_OFF;	/* its deadline passed: the pool says so */
+	}
 	soft_stop_sent = 0;
 	arm_at(limit);
 	job_running = 1;

@@ -17,6 +17,8 @@
 
 #include "vm/vm.h"
 
+#define LANE_DIGEST_SIZE 16
+
 struct lane_options {
 	unsigned fast_lane_ms;
 	unsigned grace_ms;
@@ -37,10 +39,16 @@ enum lane_verdict {
  * process exits: only async-signal-safe calls. */
 int lane_prepare(struct vm *vm, const struct lane_options *o, void (*last_words)(void));
 
-/* Runs the JSON request text (NUL-terminated at len) that arrived at
- * start_ns.  *run_ns: how long the Lua code ran (0 if it never started). */
-enum lane_verdict lane_run(struct vm *vm, const char *text, size_t len, int64_t start_ns,
-    struct vm_outcome *out, int64_t *run_ns);
+/* Decodes the JSON request text (NUL-terminated at len) that arrived at
+ * start_ns into the VM; digest names its chunk (the same bytes, the same
+ * digest, however the request wrote them).  0, or -1 when the front should
+ * not run it (a bad request, "usage", its deadline passed): hand it off. */
+int lane_load(struct vm *vm, const char *text, size_t len, int64_t start_ns,
+    struct vm_outcome *out, unsigned char digest[LANE_DIGEST_SIZE]);
+/* Runs what lane_load loaded.  *run_ns: how long the Lua code ran. */
+enum lane_verdict lane_run_loaded(struct vm *vm, struct vm_outcome *out, int64_t *run_ns);
+/* Drops what lane_load loaded, unrun. */
+void lane_unload(struct vm *vm);
 
 /* The absolute deadline of the job being run or last run (CLOCK_MONOTONIC
  * ns); async-signal-safe. */

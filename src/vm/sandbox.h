@@ -30,6 +30,8 @@ int sandbox_tie_to_parent(pid_t parent);
 void sandbox_close_other_fds(int keep);
 /* NO_NEW_PRIVS + the seccomp filter.  -1 with errno on failure. */
 int sandbox_enter(void);
+/* The same for a front (luapool-front): its own, wider list. */
+int sandbox_enter_front(void);
 /*
  * For a worker started as root: no supplementary groups, gid and uid
  * switched for good, every capability dropped (bounding, ambient,

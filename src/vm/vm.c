@@ -281,6 +281,12 @@ vm_end_job(struct vm *vm, int collect)
 	vm->memory_refused = 0;
 }
 
+const struct vm_job *
+vm_loaded_job(const struct vm *vm)
+{
+	return vm->loaded_ok ? &vm->loaded : NULL;
+}
+
 void
 vm_on_lua_done(struct vm *vm, void (*done)(void))
 {

@@ -90,6 +90,9 @@ void vm_interrupt(struct vm *vm);
  * not take a long clean-up for a job that ignored its soft stop. */
 void vm_on_lua_done(struct vm *vm, void (*done)(void));
 
+/* The chunk vm_request_load (vm_request.h) loaded, until the job ends;
+ * NULL if none. */
+const struct vm_job *vm_loaded_job(const struct vm *vm);
 /* Runs (or compiles) what vm_request_load (vm_request.h) loaded. */
 int vm_run_loaded(struct vm *vm, struct vm_outcome *outcome);
 

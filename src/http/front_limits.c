@@ -1,0 +1,111 @@
+/*
+ * front_limits.c - the limits a front keeps itself, the same as the
+ * supervisor's (http_limits.c) so that a client sees one server:
+ * conflicting framing is refused before any body is read, the request
+ * bytes a front holds at once have a budget (its share of
+ * max_inflight_bytes), and a connection that takes longer than
+ * request_read_timeout_s to send a whole request, or stays idle that long,
+ * is closed.
+ */
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include <microhttpd.h>
+
+#include "common/frame.h"
+#include "http/front_internal.h"
+
+#define SWEEP_EVERY_NS (100 * 1000000LL)
+
+static size_t budget, held;
+static int64_t read_timeout_ns, next_sweep_ns;
+
+void
+front_limits_init(size_t inflight_budget, unsigned read_timeout_s)
+{
+	budget = inflight_budget;
+	held = 0;
+	read_timeout_ns = (int64_t)read_timeout_s * 1000000000;
+}
+
+struct framing {
+	const char *first_length;
+	int lengths_differ, codings, not_chunked;
+};
+
+static enum MHD_Result
+look_at_framing(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	(void)kind;
+	struct framing *f = cls;
+	if (key == NULL || value == NULL)
+		return MHD_YES;
+	if (strcasecmp(key, "Content-Length") == 0) {
+		if (f->first_length == NULL)
+			f->first_length = value;
+		else if (strcmp(f->first_length, value) != 0)
+			f->lengths_differ = 1;
+	} else if (strcasecmp(key, "Transfer-Encoding") == 0) {
+		f->codings++;
+		f->not_chunked |= strcasecmp(value, "chunked") != 0;
+	}
+	return MHD_YES;
+}
+
+const char *
+front_limits_framing(struct MHD_Connection *mhd)
+{
+	struct framing f = { 0 };
+	MHD_get_connection_values(mhd, MHD_HEADER_KIND, look_at_framing, &f);
+	if (f.lengths_differ)
+		return "Content-Length is given twice with different values";
+	if (f.first_length && f.codings)
+		return "Content-Length and Transfer-Encoding are both given";
+	if (f.codings > 1 || f.not_chunked)
+		return "the only Transfer-Encoding taken is chunked";
+	return NULL;
+}
+
+int
+front_limits_charge(size_t n)
+{
+	if (held + n > budget)
+		return -1;
+	held += n;
+	return 0;
+}
+
+void
+front_limits_release(size_t n)
+{
+	held -= n < held ? n : held;
+}
+
+void
+front_limits_wait_for_request(struct front_conn *c)
+{
+	c->read_deadline_ns = frame_now_ns() + read_timeout_ns;
+}
+
+void
+front_limits_request_received(struct front_conn *c)
+{
+	c->read_deadline_ns = 0;
+}
+
+void
+front_limits_sweep(struct front_conn *head)
+{
+	int64_t now = frame_now_ns();
+	if (now < next_sweep_ns)
+		return;
+	next_sweep_ns = now + SWEEP_EVERY_NS;
+	for (struct front_conn *c = head; c != NULL; c = c->next)
+		if (c->read_deadline_ns && now > c->read_deadline_ns && c->fd >= 0 &&
+		    c->state != FRONT_HANDED) {
+			/* libmicrohttpd sees the socket fail and closes it. */
+			shutdown(c->fd, SHUT_RDWR);
+			c->read_deadline_ns = 0;
+		}
+}
