@@ -2,8 +2,10 @@
  * front_proto.h - what a front process (a worker that serves HTTP itself,
  * src/front/) and the supervisor say to each other.
  *
- * A front inherits the shared listening socket on FRONT_LISTEN_FD and a
- * SOCK_SEQPACKET socket to the supervisor on FRONT_CONTROL_FD.  Each
+ * A front inherits a SOCK_SEQPACKET socket to the supervisor on
+ * FRONT_CONTROL_FD, on which it receives the connections it serves (and
+ * the listening socket on FRONT_LISTEN_FD, which it closes unused: the
+ * supervisor accepts).  Each
  * message is one packet: a struct front_msg, then its payload; file
  * descriptors travel beside it as SCM_RIGHTS.  The supervisor trusts
  * nothing in a front's message: types, counts, lengths and every value are
@@ -39,7 +41,13 @@ enum front_msg_type {
 	 * then closes it. */
 	FRONT_MSG_REPLAY,
 	/* front -> supervisor: the payload is `count` struct front_observation. */
-	FRONT_MSG_STATS
+	FRONT_MSG_STATS,
+	/* supervisor -> front: one descriptor, a new client connection to
+	 * serve (the supervisor accepts and deals them out in turn, so that
+	 * the fronts share the connections evenly). */
+	FRONT_MSG_CONNECTION,
+	/* front -> supervisor: it is draining; give it no more connections. */
+	FRONT_MSG_DRAINING
 };
 
 struct front_msg {

@@ -124,6 +124,7 @@ main(int argc, char **argv)
 	if (parent && sandbox_tie_to_parent(parent) == -1)
 		return 1;
 	sandbox_close_other_fds(FRONT_CONTROL_FD);
+	close(FRONT_LISTEN_FD);	/* the supervisor accepts (front_proto.h) */
 	worker_args_quiet_stdio();
 #if !SANDBOX_UNDER_ASAN
 	if (sandbox_limit_address_space(address_space(&w, &a.front)) == -1)

@@ -54,7 +54,7 @@ static struct {
 } F;
 
 static volatile sig_atomic_t stop_asked;
-static char mhd_tag, control_tag, listen_tag;	/* epoll data of the fixed sources */
+static char mhd_tag, control_tag;	/* epoll data of the fixed sources */
 
 /* Requests ------------------------------------------------------------- */
 
@@ -372,16 +372,37 @@ on_stop_signal(int sig)
 	stop_asked = 1;
 }
 
-static int
-start_daemon(void)
+/* A connection the supervisor dealt us; libmicrohttpd closes it if it
+ * cannot take it (limits). */
+static void
+serve_connection(int fd)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == -1) {
+		close(fd);
+		return;
+	}
+	if (MHD_add_connection(F.daemon, fd, (struct sockaddr *)&ss, sl) != MHD_YES)
+		log_debug("a new connection was refused (limits)");
+}
+
+/* New connections that come anyway (sent before the supervisor read this)
+ * are idle at the end, and adopted back. */
+static void
+say_draining(void)
+{
+	struct front_msg m = { .type = FRONT_MSG_DRAINING };
+	send(FRONT_CONTROL_FD, &m, sizeof(m), MSG_NOSIGNAL);
+}
+
+static int
+start_daemon(void)
+{
+	/* No listening socket: the supervisor accepts and deals connections
+	 * out (FRONT_MSG_CONNECTION), so the fronts share them evenly. */
 	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
 	    MHD_USE_TURBO | MHD_USE_NO_LISTEN_SOCKET;
-	if (getsockname(FRONT_LISTEN_FD, (struct sockaddr *)&ss, &sl) == 0 &&
-	    ss.ss_family == AF_INET6)
-		flags |= MHD_USE_IPv6;
 	F.daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, NULL,
 	    MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
 	    MHD_OPTION_CONNECTION_LIMIT, F.o.max_connections,
@@ -398,47 +419,49 @@ start_daemon(void)
 	F.epfd = epoll_create1(EPOLL_CLOEXEC);
 	struct epoll_event mhd = { .events = EPOLLIN, .data.ptr = &mhd_tag };
 	struct epoll_event control = { .events = EPOLLIN | EPOLLRDHUP, .data.ptr = &control_tag };
-	/* Exclusive: a new connection wakes one front, and a front busy in
-	 * a job is not waiting, so the idle ones take the connections. */
-	struct epoll_event listen = { .events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = &listen_tag };
 	if (info == NULL || F.epfd == -1 ||
 	    epoll_ctl(F.epfd, EPOLL_CTL_ADD, info->epoll_fd, &mhd) == -1 ||
-	    epoll_ctl(F.epfd, EPOLL_CTL_ADD, FRONT_CONTROL_FD, &control) == -1 ||
-	    epoll_ctl(F.epfd, EPOLL_CTL_ADD, FRONT_LISTEN_FD, &listen) == -1)
+	    epoll_ctl(F.epfd, EPOLL_CTL_ADD, FRONT_CONTROL_FD, &control) == -1)
 		return -1;
 	return 0;
 }
 
-/* One connection per round: the fronts share new connections instead of
- * the first one awake taking a whole burst. */
-static void
-accept_one(void)
-{
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	int fd = accept4(FRONT_LISTEN_FD, (struct sockaddr *)&ss, &sl,
-	    SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (fd == -1)
-		return;		/* another front took it, or the table is full */
-	/* On failure libmicrohttpd closes the socket itself. */
-	if (MHD_add_connection(F.daemon, fd, (struct sockaddr *)&ss, sl) != MHD_YES)
-		log_debug("a new connection was refused (limits)");
-}
-
-static void
-stop_accepting(void)
-{
-	epoll_ctl(F.epfd, EPOLL_CTL_DEL, FRONT_LISTEN_FD, NULL);
-	close(FRONT_LISTEN_FD);
-}
-
-/* Whether the supervisor is still there (it says nothing after CONFIG). */
+/* The supervisor's messages: new connections to serve.  -1 when it is
+ * gone (then so are we). */
 static int
-supervisor_gone(void)
+take_connections(void)
 {
-	char byte;
-	ssize_t n = recv(FRONT_CONTROL_FD, &byte, 1, MSG_DONTWAIT);
-	return n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR);
+	for (int round = 0; round < 64; round++) {
+		struct front_msg m;
+		struct iovec iov = { .iov_base = &m, .iov_len = sizeof(m) };
+		union {
+			char buf[CMSG_SPACE(sizeof(int) * FRONT_FDS_MAX)];
+			struct cmsghdr align;
+		} u;
+		struct msghdr msg = {
+			.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+			.msg_controllen = sizeof(u.buf),
+		};
+		ssize_t n = recvmsg(FRONT_CONTROL_FD, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+		if (n == 0)
+			return -1;
+		if (n == -1)
+			return errno == EAGAIN || errno == EINTR ? 0 : -1;
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+			if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+				continue;
+			size_t nfds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			for (size_t i = 0; i < nfds; i++) {
+				int fd;
+				memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(fd));
+				if (n == (ssize_t)sizeof(m) && m.type == FRONT_MSG_CONNECTION && i == 0)
+					serve_connection(fd);
+				else
+					close(fd);
+			}
+		}
+	}
+	return 0;
 }
 
 static int
@@ -457,12 +480,8 @@ wait_events(void)
 	for (int i = 0; i < n; i++) {
 		if (ev[i].data.ptr == &mhd_tag)
 			continue;
-		if (ev[i].data.ptr == &listen_tag) {
-			accept_one();
-			continue;
-		}
 		if (ev[i].data.ptr == &control_tag) {
-			if (supervisor_gone())
+			if (take_connections() == -1)
 				return -1;
 			continue;
 		}
@@ -502,7 +521,7 @@ front_serve(struct vm *vm, const struct front_options *o, void (*lock_down)(void
 	for (;;) {
 		MHD_run(F.daemon);
 		if ((stop_asked || F.retire) && drain_until == 0) {
-			stop_accepting();
+			say_draining();
 			drain_until = frame_now_ns() + DRAIN_MAX_NS;
 		}
 		if (drain_until && (F.in_flight == 0 || frame_now_ns() > drain_until))

@@ -2,9 +2,10 @@
  * front_set.c - which chunks a front may run in its lane.
  *
  * A chunk is short once SHORT_RUNS runs in a row (in the pool or here)
- * took under half of fast_lane_ms; one slower run makes it wait for
- * SHORT_RUNS more, and a stop at the lane's limit bans it for the life of
- * the process.  The client never says a job is short: only measured runs
+ * took under half of fast_lane_ms; LONG_STRIKES slower runs in a row make
+ * it wait for SHORT_RUNS more (one alone is more often a busy machine,
+ * which preempted the job, than a longer job), and a stop at the lane's
+ * limit bans it for the life of the process.  The client never says a job is short: only measured runs
  * do.  Direct-mapped by digest, so a busy server forgets a chunk rather
  * than growing; a forgotten chunk only goes back to the pool.
  */
@@ -14,10 +15,12 @@
 
 #define SET_SLOTS	4096u
 #define SHORT_RUNS	3u
+#define LONG_STRIKES	2u
 
 struct slot {
 	unsigned char digest[16];
 	unsigned char runs;		/* short runs in a row, up to SHORT_RUNS */
+	unsigned char strikes;		/* slower runs in a row */
 	unsigned char banned;
 	unsigned char used;
 };
@@ -61,8 +64,10 @@ front_set_observe(const unsigned char digest[16], double run_ms)
 	if (run_ms < short_ms) {
 		if (s->runs < SHORT_RUNS)
 			s->runs++;
-	} else {
+		s->strikes = 0;
+	} else if (++s->strikes >= LONG_STRIKES || s->runs < SHORT_RUNS) {
 		s->runs = 0;
+		s->strikes = 0;
 	}
 }
 

@@ -41,7 +41,7 @@
 #include "http/http.h"
 #include "http/http_internal.h"
 
-enum { EVENT_MHD = 1, EVENT_POOL, EVENT_SIGNAL, EVENT_FRONTS };
+enum { EVENT_MHD = 1, EVENT_POOL, EVENT_SIGNAL, EVENT_FRONTS, EVENT_LISTEN };
 #define LOOP_TICK_MS 250
 
 /* Appends ms with three decimals, in integers: printf's floating-point
@@ -309,6 +309,18 @@ watch_event_sources(struct http *http, char *err, size_t errlen)
 	return 0;
 }
 
+/* Front mode: this process accepts and deals connections to the fronts. */
+static int
+watch_listen_socket(struct http *http, char *err, size_t errlen)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = EVENT_LISTEN };
+	if (epoll_ctl(http->epfd, EPOLL_CTL_ADD, http->listen_fd, &ev) == -1) {
+		snprintf(err, errlen, "cannot watch the listening socket: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 static int
 mhd_timeout_ms(struct http *http)
 {
@@ -382,6 +394,8 @@ http_serve_once(struct http *http, int signal_fd, int max_wait_ms)
 			signo = take_signal(signal_fd);
 		else if (events[i].data.u32 == EVENT_FRONTS)
 			fronts = 1;
+		else if (events[i].data.u32 == EVENT_LISTEN)
+			http_fronts_accept(http);
 	}
 	/* The connections it adds are served by the next MHD_run. */
 	if (fronts)
@@ -494,7 +508,8 @@ http_start(const struct http_options *opts, struct luapool *pool, struct scripts
 	}
 	if (opts->threads == 0 && watch_event_sources(http, err, errlen) == -1)
 		goto fail;
-	if (opts->fronts && http_fronts_init(http, EVENT_FRONTS) == -1)
+	if (opts->fronts && (http_fronts_init(http, EVENT_FRONTS) == -1 ||
+	    watch_listen_socket(http, err, errlen) == -1))
 		goto fail;
 	return http;
 fail:

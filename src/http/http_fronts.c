@@ -56,6 +56,7 @@
 #define FRONTS_MAX		64	/* control sockets attached at once */
 #define RELAYS_MAX		64	/* replayed requests answered at once */
 #define MESSAGES_PER_ROUND	256	/* per socket and event-loop round */
+#define ACCEPTS_PER_ROUND	64	/* new connections per event-loop round */
 #define REPLAY_SLACK_BYTES	(64 * 1024)	/* a request's head beside its body */
 #define RELAY_SLACK_MS		5000	/* past max_timeout_ms, a relay gives up */
 #define WARN_INTERVAL_NS	(10 * 1000000000LL)
@@ -63,7 +64,8 @@
 struct http_fronts {
 	pthread_mutex_t lock;		/* fds and count; attach runs on another thread */
 	int fds[FRONTS_MAX];
-	unsigned count;
+	int draining[FRONTS_MAX];	/* said FRONT_MSG_DRAINING: no new connections */
+	unsigned count, next;		/* next: whose turn it is for a connection */
 	uint32_t event_id;
 	atomic_llong warned_ns;
 	atomic_uint held_back;		/* warnings not logged since */
@@ -158,8 +160,10 @@ http_fronts_attach(void *arg, int control_fd)
 	pthread_mutex_lock(&f->lock);
 	int full = f->count >= FRONTS_MAX;
 	int added = !full && epoll_ctl(http->epfd, EPOLL_CTL_ADD, control_fd, &ev) == 0;
-	if (added)
+	if (added) {
+		f->draining[f->count] = 0;
 		f->fds[f->count++] = control_fd;
+	}
 	pthread_mutex_unlock(&f->lock);
 	if (added)
 		return;
@@ -180,7 +184,9 @@ detach(struct http *http, int fd)
 	pthread_mutex_lock(&f->lock);
 	for (unsigned i = 0; i < f->count; i++) {
 		if (f->fds[i] == fd) {
-			f->fds[i] = f->fds[--f->count];
+			f->count--;
+			f->fds[i] = f->fds[f->count];
+			f->draining[i] = f->draining[f->count];
 			break;
 		}
 	}
@@ -418,7 +424,18 @@ take_stats(struct http *http, const unsigned char *payload, size_t len, uint32_t
 
 /* Acts on one message; takes ownership of fds (nfds of them). */
 static void
-take_message(struct http *http, const unsigned char *packet, size_t len, int *fds, int nfds)
+mark_draining(struct http_fronts *f, int fd)
+{
+	pthread_mutex_lock(&f->lock);
+	for (unsigned i = 0; i < f->count; i++)
+		if (f->fds[i] == fd)
+			f->draining[i] = 1;
+	pthread_mutex_unlock(&f->lock);
+}
+
+static void
+take_message(struct http *http, int from, const unsigned char *packet, size_t len, int *fds,
+    int nfds)
 {
 	struct http_fronts *f = http->fronts;
 	struct sockaddr_storage ss;
@@ -437,6 +454,11 @@ take_message(struct http *http, const unsigned char *packet, size_t len, int *fd
 	if (len != sizeof(m) || m.type == FRONT_MSG_STATS)
 		goto invalid;
 	switch (m.type) {
+	case FRONT_MSG_DRAINING:
+		if (nfds != 0)
+			goto invalid;
+		mark_draining(f, from);
+		return;
 	case FRONT_MSG_OPEN:
 		if (nfds != 1)
 			goto invalid;
@@ -541,7 +563,7 @@ serve_control(struct http *http, int fd)
 		}
 		if (n == 0 && nfds == 0 && hung_up(fd))
 			return -1;
-		take_message(http, packet.bytes, (size_t)n, fds, nfds);
+		take_message(http, fd, packet.bytes, (size_t)n, fds, nfds);
 	}
 	return 0;
 }
@@ -588,5 +610,61 @@ http_fronts_take_headers(struct request *r)
 	if (ms <= r->http->opts.max_timeout_ms) {
 		r->has_deadline = 1;
 		r->deadline_ms = (unsigned)ms;
+	}
+}
+
+/* New connections -------------------------------------------------------- */
+
+/* Hands fd to the next front in turn that takes it: 0, or -1 if none did. */
+static int
+give_to_a_front(struct http_fronts *f, int fd)
+{
+	struct front_msg m = { .type = FRONT_MSG_CONNECTION };
+	struct iovec iov = { .iov_base = &m, .iov_len = sizeof(m) };
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	memset(&u, 0, sizeof(u));
+	struct msghdr msg = {
+		.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf),
+	};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	int given = -1;
+	pthread_mutex_lock(&f->lock);
+	for (unsigned tries = 0; tries < f->count && given == -1; tries++) {
+		unsigned i = f->next++ % f->count;
+		if (!f->draining[i] &&
+		    sendmsg(f->fds[i], &msg, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)sizeof(m))
+			given = 0;
+	}
+	pthread_mutex_unlock(&f->lock);
+	return given;
+}
+
+void
+http_fronts_accept(struct http *http)
+{
+	for (int i = 0; i < ACCEPTS_PER_ROUND; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		int fd = accept4(http->listen_fd, (struct sockaddr *)&ss, &len,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd == -1) {
+			if (errno == EMFILE || errno == ENFILE)
+				front_warn(http->fronts, "accept: %s", strerror(errno));
+			return;
+		}
+		/* Without a front to take it (none up, all draining, the
+		 * server draining) this process serves it, as without fronts. */
+		if (!atomic_load(&http->draining) && give_to_a_front(http->fronts, fd) == 0) {
+			close(fd);
+			continue;
+		}
+		add_connection(http, fd, (const struct sockaddr *)&ss, len);
 	}
 }

@@ -285,6 +285,9 @@ int http_fronts_init(struct http *http, uint32_t event_id);
 void http_fronts_free(struct http *http);
 /* Reads every control socket until it would block (or a bounded number of
  * messages) and acts on what the fronts said; the event-loop thread. */
+/* New connections on the listening socket, dealt to the fronts in turn
+ * (served here when none takes one). */
+void http_fronts_accept(struct http *http);
 void http_fronts_serve(struct http *http);
 /* Whether conn is an internal connection, one a front forwards requests
  * on (never a client's). */

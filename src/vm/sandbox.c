@@ -1,15 +1,19 @@
 /*
- * sandbox.c - the worker's process-level sandbox (see sandbox.h).
+ * sandbox.c - the process-level sandbox of workers and fronts (see
+ * sandbox.h).
  *
- * The seccomp filter is an allow-list written as classic BPF by hand, so
- * the worker needs no libseccomp.  A system call outside the list kills
- * the whole process (SIGSYS); the pool sees a crash and respawns.  File
- * system calls get EPERM instead, so libc code that looks for an optional
- * file fails softly rather than killing a job.  The list is what a worker
- * was seen to use under `strace -f` over test_pool and test_exec (jobs,
- * compiles, soft and hard deadlines, heap limits, large results), plus
- * the calls libc may make on paths those did not reach (noted below);
- * docs/SECURITY.md repeats it.
+ * The seccomp filters are allow-lists written as classic BPF by hand, so
+ * neither process needs libseccomp.  A system call outside the list kills
+ * the whole process (SIGSYS); the pool or the front supervisor sees a
+ * crash and respawns.  File system calls get EPERM instead, so libc code
+ * that looks for an optional file (localtime's check of /etc/localtime)
+ * fails softly rather than killing a job.  docs/SECURITY.md repeats both
+ * lists.
+ *
+ * A worker's list is what a worker was seen to use under `strace -f` over
+ * test_pool and test_exec (jobs, compiles, soft and hard deadlines, heap
+ * limits, large results), plus the calls libc may make on paths those did
+ * not reach (noted below):
  *
  *   syscall            arguments checked   why
  *   read               fd 3 only           requests from the pool
@@ -34,6 +38,51 @@
  * ptrace, no clone/fork/execve, no kill/tgkill (the deadline timer
  * signals the worker itself, through the kernel), no prctl, setrlimit
  * or seccomp changes.
+ *
+ * A front (src/front/main.c) runs the same VM and also serves HTTP with
+ * libmicrohttpd on connections the supervisor deals it over fd 4, and
+ * forwards requests over socketpairs; its list is the worker's plus that,
+ * as seen under `strace -f` with real load (new and learned chunks,
+ * errors, soft and hard stops in the lane, pool jobs, large bodies and
+ * results, keep-alive, pipelining, aborted and slow clients, SIGTERM
+ * drain, /healthz and /metrics) and read from libmicrohttpd 0.9.75's
+ * source for the paths that load did not reach (fcntl F_SETFL/F_SETFD,
+ * TCP_CORK):
+ *
+ *   syscall            arguments checked   why
+ *   read, write,       -                   connections to clients and the socketpairs of
+ *   writev, close                          forwarded requests (any descriptor: they come
+ *                                          and go); log lines on fd 2; the replay memfd
+ *   recvfrom, sendto,  -                   libmicrohttpd's recv/send on client connections
+ *   sendmsg                                (sendmsg: head and body in one call); the
+ *                                          control socket (FRONT_MSG_OPEN, ADOPT, REPLAY
+ *                                          with SCM_RIGHTS, STATS, DRAINING)
+ *   recvmsg            fd 4 only           the connections the supervisor deals out
+ *                                          (SCM_RIGHTS)
+ *   getpeername        -                   the client address of such a connection
+ *   socketpair         AF_UNIX,            one per forwarded request; a datagram pair
+ *                      SOCK_STREAM only    could sendto any AF_UNIX address
+ *   epoll_wait,        -                   the event loop and libmicrohttpd's own set
+ *   epoll_pwait,
+ *   epoll_ctl
+ *   fcntl              F_GETFD, F_SETFD,   libmicrohttpd checks a new connection is
+ *                      F_GETFL, F_SETFL    non-blocking and close-on-exec; other commands
+ *                                          get EPERM (F_SETOWN would aim SIGIO at
+ *                                          another process)
+ *   setsockopt         IPPROTO_TCP with    libmicrohttpd's push of a response; anything
+ *                      TCP_NODELAY or      else gets EPERM (no TCP_ULP, no socket filters)
+ *                      TCP_CORK
+ *   shutdown           -                   closing a client that is too slow
+ *                                          (front_limits.c); libmicrohttpd on close
+ *   memfd_create       -                   the hard stop: a request replayed by the
+ *                                          supervisor travels in a memfd (front_forward.c)
+ *   and the worker's own list: memory, timer_settime, rt_sigreturn (the lane's
+ *   deadline and SIGTERM), the clocks, getpid, futex, exit, exit_group, the
+ *   file calls refused with EPERM, sigaltstack under ASan.
+ *
+ * Everything else kills a front too: no socket, connect, bind, listen or
+ * accept (the supervisor accepts), no open, no execve/clone/fork, no
+ * kill, ptrace, prctl, ioctl.
  */
 #include <errno.h>
 #include <grp.h>
@@ -44,12 +93,16 @@
 #include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <fcntl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "common/frame.h"
+#include "common/front_proto.h"
 #include "vm/sandbox.h"
 
 #if defined(__x86_64__)
@@ -70,8 +123,10 @@
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "seccomp filter: the first argument's low word is read as little-endian"
 #endif
-/* The low 32 bits of the first argument: an int descriptor, as the kernel reads it. */
-#define FIRST_ARG offsetof(struct seccomp_data, args[0])
+/* The low 32 bits of argument n: an int (a descriptor, a command, a level),
+ * as the kernel reads it. */
+#define ARG(n) offsetof(struct seccomp_data, args[n])
+#define FIRST_ARG ARG(0)
 /* System call `nr` only on descriptor fd1 or fd2; on any other it kills.
  * Ends with the system call number back in the accumulator. */
 #define ALLOW_ON_FDS(nr, fd1, fd2) \
@@ -81,6 +136,80 @@
 	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (fd2), 1, 0), \
 	BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS), \
 	BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)
+/* socketpair(AF_UNIX, SOCK_STREAM | flags, ...) only; any other kills. */
+#define ALLOW_UNIX_STREAM_PAIRS(nr) \
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (nr), 0, 7), \
+	BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ARG(0)), \
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_UNIX, 0, 3), \
+	BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ARG(1)), \
+	BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0xf), \
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SOCK_STREAM, 1, 0), \
+	BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS), \
+	BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)
+/* fcntl with one of the four flag commands; any other gets EPERM. */
+#define ALLOW_FLAG_COMMANDS(nr) \
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (nr), 0, 7), \
+	BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ARG(1)), \
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, F_GETFD, 4, 0), \
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, F_SETFD, 3, 0), \
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, F_GETFL, 2, 0), \
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, F_SETFL, 1, 0), \
+	BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM), \
+	BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)
+/* setsockopt(fd, IPPROTO_TCP, TCP_NODELAY or TCP_CORK, ...); any other
+ * option gets EPERM. */
+#define ALLOW_TCP_PUSH_OPTIONS(nr) \
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (nr), 0, 7), \
+	BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ARG(1)), \
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, IPPROTO_TCP, 0, 3), \
+	BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ARG(2)), \
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, TCP_NODELAY, 2, 0), \
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, TCP_CORK, 1, 0), \
+	BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM), \
+	BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)
+
+/* The start of every filter: this architecture's calls only, and the
+ * system call number in the accumulator. */
+#define CHECK_ARCH_LOAD_NR \
+	BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)), \
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SANDBOX_ARCH, 1, 0), \
+	BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS), \
+	BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr))
+
+#ifdef SYS_time
+#define ALLOW_TIME ALLOW(SYS_time),
+#else
+#define ALLOW_TIME
+#endif
+#if SANDBOX_UNDER_ASAN
+#define ALLOW_ASAN ALLOW(SYS_sigaltstack),
+#else
+#define ALLOW_ASAN
+#endif
+#ifdef SYS_open
+#define REFUSE_OLD_FILE_CALLS REFUSE(SYS_open), REFUSE(SYS_stat),
+#else
+#define REFUSE_OLD_FILE_CALLS
+#endif
+/* What any process running the VM needs besides its I/O. */
+#define ALLOW_VM \
+	ALLOW(SYS_mmap), ALLOW(SYS_munmap), ALLOW(SYS_mremap), ALLOW(SYS_mprotect), \
+	ALLOW(SYS_brk), ALLOW(SYS_madvise), \
+	ALLOW(SYS_rt_sigreturn), ALLOW(SYS_gettimeofday), ALLOW(SYS_getpid), \
+	ALLOW(SYS_futex), ALLOW(SYS_exit), ALLOW(SYS_exit_group), \
+	ALLOW_ASAN ALLOW_TIME \
+	REFUSE_OLD_FILE_CALLS \
+	REFUSE(SYS_openat), REFUSE(SYS_newfstatat), REFUSE(SYS_fstat), \
+	REFUSE(SYS_statx), REFUSE(SYS_faccessat), REFUSE(SYS_readlinkat)
+
+static int
+install(struct sock_filter *filter, size_t len)
+{
+	struct sock_fprog prog = { .len = (unsigned short)len, .filter = filter };
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
+		return -1;
+	return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog);
+}
 
 int
 sandbox_tie_to_parent(pid_t parent)
@@ -145,44 +274,40 @@ int
 sandbox_enter(void)
 {
 	struct sock_filter filter[] = {
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SANDBOX_ARCH, 1, 0),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		CHECK_ARCH_LOAD_NR,
 		/* the most frequent first: each is one comparison further down */
 		ALLOW(SYS_clock_gettime),
 		ALLOW_ON_FDS(SYS_read, FRAME_WORKER_FD, FRAME_WORKER_FD),
 		ALLOW_ON_FDS(SYS_writev, FRAME_WORKER_FD, STDERR_FILENO),
 		ALLOW(SYS_timer_settime),
 		ALLOW_ON_FDS(SYS_write, FRAME_WORKER_FD, STDERR_FILENO),
-		ALLOW(SYS_mmap), ALLOW(SYS_munmap), ALLOW(SYS_mremap), ALLOW(SYS_mprotect),
-		ALLOW(SYS_brk), ALLOW(SYS_madvise),
-		ALLOW(SYS_rt_sigreturn), ALLOW(SYS_gettimeofday), ALLOW(SYS_getpid),
-		ALLOW(SYS_futex), ALLOW(SYS_exit), ALLOW(SYS_exit_group),
-#if SANDBOX_UNDER_ASAN
-		ALLOW(SYS_sigaltstack),
-#endif
-#ifdef SYS_time
-		ALLOW(SYS_time),
-#endif
-#ifdef SYS_open
-		REFUSE(SYS_open), REFUSE(SYS_stat),
-#endif
-		REFUSE(SYS_openat), REFUSE(SYS_newfstatat), REFUSE(SYS_fstat),
-		REFUSE(SYS_statx), REFUSE(SYS_faccessat), REFUSE(SYS_readlinkat),
+		ALLOW_VM,
 		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
 	};
-	struct sock_fprog prog = {
-		.len = (unsigned short)(sizeof(filter) / sizeof(filter[0])),
-		.filter = filter,
-	};
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
-		return -1;
-	return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog);
+	return install(filter, sizeof(filter) / sizeof(filter[0]));
 }
 
 int
 sandbox_enter_front(void)
 {
-	return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+	struct sock_filter filter[] = {
+		CHECK_ARCH_LOAD_NR,
+		/* in the order of a busy front's counts */
+		ALLOW(SYS_recvfrom), ALLOW(SYS_sendmsg), ALLOW(SYS_timer_settime),
+#ifdef SYS_epoll_wait
+		ALLOW(SYS_epoll_wait),
+#endif
+		ALLOW(SYS_epoll_pwait), ALLOW(SYS_epoll_ctl), ALLOW(SYS_read), ALLOW(SYS_close),
+		ALLOW(SYS_writev),
+		ALLOW_UNIX_STREAM_PAIRS(SYS_socketpair),
+		ALLOW_ON_FDS(SYS_recvmsg, FRONT_CONTROL_FD, FRONT_CONTROL_FD),
+		ALLOW(SYS_getpeername),
+		ALLOW(SYS_clock_gettime),
+		ALLOW_FLAG_COMMANDS(SYS_fcntl),
+		ALLOW_TCP_PUSH_OPTIONS(SYS_setsockopt),
+		ALLOW(SYS_sendto), ALLOW(SYS_write), ALLOW(SYS_shutdown), ALLOW(SYS_memfd_create),
+		ALLOW_VM,
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+	};
+	return install(filter, sizeof(filter) / sizeof(filter[0]));
 }
