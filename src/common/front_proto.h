@@ -2,12 +2,12 @@
  * front_proto.h - what a front process (a worker that serves HTTP itself,
  * src/front/) and the supervisor say to each other.
  *
- * A front inherits a SOCK_SEQPACKET socket to the supervisor on
- * FRONT_CONTROL_FD, on which it receives the connections it serves (and
- * the listening socket on FRONT_LISTEN_FD, which it closes unused: the
- * supervisor accepts).  Each
- * message is one packet: a struct front_msg, then its payload; file
- * descriptors travel beside it as SCM_RIGHTS.  The supervisor trusts
+ * A front inherits one descriptor besides stdio: a SOCK_SEQPACKET socket
+ * to the supervisor on FRONT_CONTROL_FD.  It has no listening socket: the
+ * supervisor accepts and deals the connections out to the fronts over
+ * that socket (FRONT_MSG_CONNECTION).  Each message is one packet: a
+ * struct front_msg, then its payload; file descriptors travel beside it as
+ * SCM_RIGHTS.  The supervisor trusts
  * nothing in a front's message: types, counts, lengths and every value are
  * checked, and a descriptor is only ever served as an HTTP connection.
  */
@@ -16,7 +16,6 @@
 
 #include <stdint.h>
 
-#define FRONT_LISTEN_FD		3
 #define FRONT_CONTROL_FD	4
 
 /* Most descriptors in one message, and the largest packet. */

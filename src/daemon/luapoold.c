@@ -229,8 +229,8 @@ front_args_from_config(const struct config *cfg, struct front_args *a)
 	a->argv[2 * FRONT_ARG_PAIRS] = NULL;
 }
 
-/* The fronts accept on the server's listening socket and hand their
- * control sockets to it; after http_start, before READY. */
+/* The fronts hand their control sockets to the server, which accepts and
+ * deals them connections over those; after http_start, before READY. */
 static int
 start_fronts(struct daemon *d, char *err, size_t errlen)
 {
@@ -240,7 +240,6 @@ start_fronts(struct daemon *d, char *err, size_t errlen)
 	front_args_from_config(&d->cfg, &args);
 	struct fronts_options o = {
 		.count = d->cfg.front_workers,
-		.listen_fd = http_listen_fd(d->http),
 		.front_path = d->cfg.front_path,
 		.extra_args = args.argv,
 		.auth_token = d->token,
@@ -454,11 +453,12 @@ reload(struct daemon *d, int argc, char **argv)
 }
 
 /*
- * Drain, first step: the fronts stop accepting and finish what they hold,
- * some of it through us (their internal connections, adopted and replayed
- * ones), so this loop keeps serving normally meanwhile; the pool's and
- * HTTP's drain come after, under the same bound.  A front still alive at
- * the bound gets SIGKILL (fronts_free).
+ * Drain, first step: the fronts stop taking connections (they say they
+ * drain, and we deal them no more) and finish what they hold, some of it
+ * through us (their internal connections, adopted and replayed ones), so
+ * this loop keeps serving normally meanwhile; the pool's and HTTP's drain
+ * come after, under the same bound.  A front still alive at the bound
+ * gets SIGKILL (fronts_free).
  */
 static void
 stop_fronts(struct daemon *d, int signal_fd, int64_t bound)

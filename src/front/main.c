@@ -1,8 +1,8 @@
 /*
  * main.c - luapool-front: a worker that serves HTTP itself.  Started by
- * the supervisor (src/pool/fronts.c) with the shared listening socket on
- * fd 3, its control socket on fd 4 (common/front_proto.h), a worker's
- * command line plus the front's own options.  Builds the VM, reads the
+ * the supervisor (src/pool/fronts.c) with its control socket on fd 4, on
+ * which the supervisor deals it connections (common/front_proto.h), and a
+ * worker's command line plus the front's own options.  Builds the VM, reads the
  * auth token, starts its HTTP server, locks itself into the sandbox, then
  * serves.  Not meant to be run by hand.
  */
@@ -124,7 +124,7 @@ main(int argc, char **argv)
 	if (parent && sandbox_tie_to_parent(parent) == -1)
 		return 1;
 	sandbox_close_other_fds(FRONT_CONTROL_FD);
-	close(FRONT_LISTEN_FD);	/* the supervisor accepts (front_proto.h) */
+	close(3);	/* nothing of ours: a descriptor leaked to our parent */
 	worker_args_quiet_stdio();
 #if !SANDBOX_UNDER_ASAN
 	if (sandbox_limit_address_space(address_space(&w, &a.front)) == -1)

@@ -1,7 +1,7 @@
 /*
  * front.c - the HTTP server of a front process (see front.h): one
- * libmicrohttpd daemon in external epoll mode on the shared listening
- * socket, one thread, no pool of its own.
+ * libmicrohttpd daemon in external epoll mode, without a listening socket
+ * (the supervisor deals it connections), one thread, no pool of its own.
  *
  * POST /v1/exec of a chunk known to be short (front_set.c) and plainly
  * acceptable (authorized, no "usage", bytecode not signed) runs here, in

@@ -1,7 +1,8 @@
 /*
  * front.h - the HTTP server of a front process (front*.c): libmicrohttpd
- * on the shared listening socket, the fast lane for short jobs, and the
- * hand-off of everything else to the supervisor (docs/ARCHITECTURE.md).
+ * on the connections the supervisor deals it, the fast lane for short
+ * jobs, and the hand-off of everything else to the supervisor
+ * (docs/ARCHITECTURE.md).
  */
 #ifndef FRONT_H
 #define FRONT_H
@@ -22,12 +23,12 @@ struct front_options {
 	const char *auth_token;		/* NULL: no auth */
 };
 
-/* Serves on FRONT_LISTEN_FD until told to stop (SIGTERM) or the
- * supervisor goes away; returns the process exit status.  The VM must be
- * set up for the lane (lane_prepare with front_last_words).  `lock_down`
- * runs once, when the HTTP server and its epoll set exist and before the
- * first connection is taken: the seccomp filter goes on there (main.c);
- * it returns only if the front may serve. */
+/* Serves the connections dealt to it on FRONT_CONTROL_FD until told to
+ * stop (SIGTERM) or the supervisor goes away; returns the process exit
+ * status.  The VM must be set up for the lane (lane_prepare with
+ * front_last_words).  `lock_down` runs once, when the HTTP server and its
+ * epoll set exist and before the first connection is taken: the seccomp
+ * filter goes on there (main.c); it returns only if the front may serve. */
 int front_serve(struct vm *vm, const struct front_options *o, void (*lock_down)(void));
 
 /* The lane's last words (lane_prepare): hands every connection this front

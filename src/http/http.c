@@ -11,9 +11,10 @@
  * handler here then queues the response.  The request is reference counted
  * because both MHD and the pool hold it.  Nothing here waits for a job.
  *
- * In front mode (issue 11) the listening socket is bound here but accepted
- * on by the front processes; libmicrohttpd runs without it and serves what
- * the fronts hand over (http_fronts.c).
+ * In front mode (issue 11) the listening socket is bound here and accepted
+ * on by the event loop, which deals the connections out to the front
+ * processes; libmicrohttpd runs without it and serves what the fronts hand
+ * over, or what none of them takes (http_fronts.c).
  */
 #include <errno.h>
 #include <limits.h>
@@ -147,7 +148,7 @@ request_new(struct http *http, struct MHD_Connection *conn, const char *url, con
 	r->conn = conn;
 	r->start_ns = frame_now_ns();
 	http_route_scan_headers(r);
-	http_fronts_take_headers(r);
+	http_forwarded_take_headers(r);
 	http_request_id_take(r);
 	r->method = http_route_method(method);
 	snprintf(r->path, sizeof(r->path), "%s", url);
@@ -254,10 +255,10 @@ resolve_listen(const char *host, unsigned port, struct sockaddr_storage *ss, int
 	return 0;
 }
 
-/* Front mode: the listening socket is ours, for the fronts to share; made
- * as libmicrohttpd 0.9.75 makes its own (SO_REUSEADDR, IPv6 only on an
- * IPv6 address), but non-blocking: several processes accept on it, so a
- * wake-up may find the connection taken. */
+/* Front mode: the listening socket is ours, its connections dealt to the
+ * fronts; made as libmicrohttpd 0.9.75 makes its own (SO_REUSEADDR, IPv6
+ * only on an IPv6 address), but non-blocking: the event loop accepts until
+ * there is nothing left (http_fronts_accept). */
 static int
 open_listen_socket(struct http *http, const struct sockaddr_storage *ss, int ipv6,
     char *err, size_t errlen)
@@ -534,12 +535,6 @@ unsigned
 http_port(const struct http *http)
 {
 	return http->port;
-}
-
-int
-http_listen_fd(const struct http *http)
-{
-	return http->listen_fd;
 }
 
 void

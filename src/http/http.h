@@ -25,10 +25,6 @@ struct http *http_start(const struct http_options *opts, struct luapool *pool,
 int http_serve_once(struct http *http, int signal_fd, int max_wait_ms);
 /* The port actually bound. */
 unsigned http_port(const struct http *http);
-/* Front mode (http_options.fronts): the listening socket, bound and
- * listening, non-blocking and close-on-exec, for the fronts to accept on;
- * it stays http_stop's to close.  -1 in the other modes. */
-int http_listen_fd(const struct http *http);
 /*
  * Front mode: takes ownership of control_fd, a front's end of its
  * SOCK_SEQPACKET control socket (non-blocking, close-on-exec, CONFIG

@@ -263,16 +263,6 @@ add_internal(struct http *http, int fd)
 	    sizeof(sa_family_t));
 }
 
-int
-http_fronts_connection_is_internal(const struct http *http, struct MHD_Connection *conn)
-{
-	if (http->fronts == NULL)
-		return 0;
-	const union MHD_ConnectionInfo *info = MHD_get_connection_info(conn,
-	    MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	return info && info->client_addr && info->client_addr->sa_family == AF_UNIX;
-}
-
 /* Replay -------------------------------------------------------------------- */
 
 static int
@@ -582,35 +572,6 @@ http_fronts_serve(struct http *http)
 	for (unsigned i = 0; i < n; i++)
 		if (serve_control(http, fds[i]) == -1)
 			detach(http, fds[i]);
-}
-
-/* Headers of internal connections -------------------------------------------- */
-
-void
-http_fronts_take_headers(struct request *r)
-{
-	if (!http_fronts_connection_is_internal(r->http, r->conn))
-		return;
-	const char *client = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
-	    FRONT_HEADER_CLIENT);
-	unsigned char addr[sizeof(struct in6_addr)];
-	if (client && strlen(client) < sizeof(r->client)) {
-		int family = strchr(client, ':') ? AF_INET6 : AF_INET;
-		/* Written anew: the log gets the usual form, and nothing else. */
-		if (inet_pton(family, client, addr) != 1 ||
-		    inet_ntop(family, addr, r->client, sizeof(r->client)) == NULL)
-			r->client[0] = '\0';
-	}
-	const char *deadline = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
-	    FRONT_HEADER_DEADLINE);
-	if (deadline == NULL || *deadline == '\0' || strlen(deadline) > 10 ||
-	    strspn(deadline, "0123456789") != strlen(deadline))
-		return;
-	unsigned long ms = strtoul(deadline, NULL, 10);
-	if (ms <= r->http->opts.max_timeout_ms) {
-		r->has_deadline = 1;
-		r->deadline_ms = (unsigned)ms;
-	}
 }
 
 /* New connections -------------------------------------------------------- */

@@ -60,7 +60,7 @@ struct http {
 	uint64_t request_id_seed;	/* generated request ids (http_request_id.c) */
 	atomic_uint_fast64_t request_id_counter;
 	atomic_uint slow_job_ms;	/* 0: no slow-job log */
-	int listen_fd;			/* front mode: the fronts' listening socket; else -1 */
+	int listen_fd;			/* front mode: accepted here for the fronts; else -1 */
 	struct http_fronts *fronts;	/* front mode: their control sockets; else NULL */
 };
 
@@ -285,16 +285,19 @@ int http_fronts_init(struct http *http, uint32_t event_id);
 void http_fronts_free(struct http *http);
 /* Reads every control socket until it would block (or a bounded number of
  * messages) and acts on what the fronts said; the event-loop thread. */
+void http_fronts_serve(struct http *http);
 /* New connections on the listening socket, dealt to the fronts in turn
  * (served here when none takes one). */
 void http_fronts_accept(struct http *http);
-void http_fronts_serve(struct http *http);
+
+/* http_forwarded.c: what a front forwards on an internal connection. */
+
 /* Whether conn is an internal connection, one a front forwards requests
  * on (never a client's). */
-int http_fronts_connection_is_internal(const struct http *http, struct MHD_Connection *conn);
+int http_forwarded_is_internal(const struct http *http, struct MHD_Connection *conn);
 /* On an internal connection, r->client and r->deadline_ms from the
  * headers the front added (each only when valid); nothing elsewhere. */
-void http_fronts_take_headers(struct request *r);
+void http_forwarded_take_headers(struct request *r);
 
 /* http_status.c: /healthz, /v1/info, /metrics. */
 

@@ -79,7 +79,7 @@ http_limits_connection_opened(struct http *http, struct MHD_Connection *conn,
 	if (c == NULL)
 		return;
 	c->fd = info->connect_fd;
-	c->internal = http_fronts_connection_is_internal(http, conn);
+	c->internal = http_forwarded_is_internal(http, conn);
 	c->state = CONN_WAITING;
 	c->since_ns = frame_now_ns();
 	struct http_conn_table *t = &http->conns;

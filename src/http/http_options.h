@@ -31,11 +31,11 @@ struct http_options {
 	unsigned threads;		/* 0: one event loop in the caller's thread, which
 					 * must own the pool (external_dispatch); N: N
 					 * libmicrohttpd threads */
-	int fronts;			/* 1: front processes accept clients (issue 11):
-					 * http_start binds the listening socket for them
-					 * (http_listen_fd) and libmicrohttpd serves only
-					 * what they hand over (http_fronts_attach); needs
-					 * threads 0 and no TLS */
+	int fronts;			/* 1: front processes serve clients (issue 11):
+					 * the event loop accepts and deals connections to
+					 * them (http_fronts_attach), and libmicrohttpd
+					 * serves only what they hand back or none takes;
+					 * needs threads 0 and no TLS */
 	const char *auth_token;		/* NULL: no auth */
 	int metrics_auth;
 	int access_log;

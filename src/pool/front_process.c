@@ -118,13 +118,12 @@ send_config(int control_fd, const char *token)
 }
 
 int
-front_process_start(struct front_process *p, struct front_command *c, int listen_fd,
-    int *control_fd)
+front_process_start(struct front_process *p, struct front_command *c, int *control_fd)
 {
 	int log_fd;
 	/* A reload may have changed the level since the last start. */
 	snprintf(c->level_text, sizeof(c->level_text), "%d", (int)log_get_level());
-	pid_t pid = process_spawn_front(c->argv[0], c->argv, listen_fd, control_fd, &log_fd);
+	pid_t pid = process_spawn_front(c->argv[0], c->argv, control_fd, &log_fd);
 	if (pid == -1)
 		return -1;
 	int pidfd = pidfd_open(pid, 0);

@@ -56,13 +56,12 @@ struct front_command *front_command_renew(const struct front_command *from, cons
 void front_command_free(struct front_command *c);
 
 /*
- * Starts c (the --log-level it carries is the current level) with
- * listen_fd (process_spawn_front) and sends the FRONT_MSG_CONFIG packet
- * with c's token.  0 with p filled and the control socket in *control_fd
+ * Starts c (the --log-level it carries is the current level; see
+ * process_spawn_front) and sends the FRONT_MSG_CONFIG packet with c's
+ * token.  0 with p filled and the control socket in *control_fd
  * (the caller's to close or hand on); -1 with nothing left running.
  */
-int front_process_start(struct front_process *p, struct front_command *c, int listen_fd,
-    int *control_fd);
+int front_process_start(struct front_process *p, struct front_command *c, int *control_fd);
 
 /* log_fd is readable: logs its complete lines; closes it at its end. */
 void front_process_read_log(struct front_process *p, int epfd);

@@ -10,7 +10,6 @@
  * reads a control socket: the attach callback owns it.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -59,7 +58,6 @@ struct fronts {
 	struct front_command *base;	/* the program and the worker's arguments;
 					 * never changes, fronts_reload builds on it */
 	struct front_command *command;	/* the thread's: what fronts start with */
-	int listen_fd;			/* our copy */
 	void (*attach)(void *arg, int control_fd);
 	void *attach_arg;
 	unsigned count;
@@ -95,7 +93,7 @@ spawn_front(struct fronts *f, int slot, int *control_fd)
 	struct front *fr = calloc(1, sizeof(*fr));
 	if (fr == NULL)
 		return NULL;
-	if (front_process_start(&fr->proc, f->command, f->listen_fd, control_fd) == -1) {
+	if (front_process_start(&fr->proc, f->command, control_fd) == -1) {
 		free(fr);
 		return NULL;
 	}
@@ -377,8 +375,6 @@ release(struct fronts *f)
 		close(f->epfd);
 	if (f->wakefd != -1)
 		close(f->wakefd);
-	if (f->listen_fd != -1)
-		close(f->listen_fd);
 	front_command_free(f->base);
 	front_command_free(f->command);
 	front_command_free(f->pending);
@@ -414,7 +410,7 @@ static int
 prepare(struct fronts *f, struct luapool *pool, const struct fronts_options *o, char *err,
     size_t errlen)
 {
-	if (o->count == 0 || o->count > FRONTS_MAX || o->attach == NULL || o->listen_fd < 0)
+	if (o->count == 0 || o->count > FRONTS_MAX || o->attach == NULL)
 		return fail(err, errlen, "invalid front options", NULL);
 	if (o->auth_token != NULL && strlen(o->auth_token) > FRONT_PROCESS_TOKEN_MAX)
 		return fail(err, errlen, "the auth token is too long for the fronts", NULL);
@@ -434,8 +430,6 @@ prepare(struct fronts *f, struct luapool *pool, const struct fronts_options *o, 
 		return fail(err, errlen, "out of memory", NULL);
 	for (unsigned i = 0; i < f->count; i++)
 		f->slots[i].backoff_ms = FIRST_BACKOFF_MS;
-	if ((f->listen_fd = fcntl(o->listen_fd, F_DUPFD_CLOEXEC, 0)) == -1)
-		return fail(err, errlen, "copying the listening socket", strerror(errno));
 	if ((f->epfd = epoll_create1(EPOLL_CLOEXEC)) == -1 ||
 	    (f->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) == -1)
 		return fail(err, errlen, "epoll or eventfd", strerror(errno));
@@ -452,7 +446,7 @@ fronts_start(struct luapool *pool, const struct fronts_options *o, char *err, si
 		fail(err, errlen, "out of memory", NULL);
 		return NULL;
 	}
-	f->listen_fd = f->epfd = f->wakefd = -1;
+	f->epfd = f->wakefd = -1;
 	pthread_mutex_init(&f->lock, NULL);
 	if (prepare(f, pool, o, err, errlen) == -1)
 		goto fail;

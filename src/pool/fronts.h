@@ -1,10 +1,10 @@
 /*
  * fronts.h - the set of front processes (luapool-front, src/front/): each
- * serves HTTP itself on the daemon's shared listening socket and talks to
- * the supervisor over the SOCK_SEQPACKET socket common/front_proto.h
- * describes.  fronts.c starts them, keeps `count` of them running (a dead
- * one is replaced with a backoff), replaces the whole set on reload and
- * stops them at shutdown, from a thread of its own.  It never reads a
+ * serves HTTP itself on the connections the supervisor deals it over the
+ * SOCK_SEQPACKET socket common/front_proto.h describes.  fronts.c starts
+ * them, keeps `count` of them running (a dead one is replaced with a
+ * backoff), replaces the whole set on reload and stops them at shutdown,
+ * from a thread of its own.  It never reads a
  * front's control socket: right after a start it sends the one
  * FRONT_MSG_CONFIG packet and hands the socket to the attach callback.
  * Internal to luapoold: not part of libluapool's exported API.
@@ -21,8 +21,6 @@ struct luapool;
 
 struct fronts_options {
 	unsigned count;			/* 1..FRONTS_MAX */
-	int listen_fd;			/* the shared listening socket; borrowed
-					 * (the set keeps a copy of its own) */
 	const char *front_path;		/* NULL or "": process_find_front's search */
 	const char *const *extra_args;	/* NULL-terminated, after the worker's
 					 * arguments; copied; NULL: none */

@@ -28,21 +28,18 @@
 #define FRONT_NAME	"luapool-front"
 
 /* The highest descriptor number a child is given (stderr, FRAME_WORKER_FD,
- * FRONT_LISTEN_FD, FRONT_CONTROL_FD). */
+ * FRONT_CONTROL_FD). */
 #define HIGHEST_TARGET_FD	4
 
-_Static_assert(FRAME_WORKER_FD <= HIGHEST_TARGET_FD && FRONT_LISTEN_FD <= HIGHEST_TARGET_FD &&
-    FRONT_CONTROL_FD <= HIGHEST_TARGET_FD, "HIGHEST_TARGET_FD must cover every target");
+_Static_assert(FRAME_WORKER_FD <= HIGHEST_TARGET_FD && FRONT_CONTROL_FD <= HIGHEST_TARGET_FD,
+    "HIGHEST_TARGET_FD must cover every target");
 
 extern char **environ;
 
-/* What a child gets besides its stderr pipe: its end of a fresh socketpair,
- * and maybe one descriptor of ours shared with it. */
+/* What a child gets besides its stderr pipe: its end of a fresh socketpair. */
 struct spawn_plan {
 	int socket_type;	/* SOCK_STREAM or SOCK_SEQPACKET */
 	int socket_target;	/* the child's end lands on this descriptor */
-	int shared_fd;		/* -1: none */
-	int shared_target;
 };
 
 static int
@@ -177,7 +174,6 @@ spawn_child(const char *path, char *const argv[], const struct spawn_plan *plan,
 {
 	int sv[2] = { -1, -1 };
 	int lp[2] = { -1, -1 };
-	int shared = -1;
 	posix_spawn_file_actions_t actions;
 	posix_spawnattr_t attr;
 	int have_actions = 0, have_attr = 0;
@@ -189,12 +185,6 @@ spawn_child(const char *path, char *const argv[], const struct spawn_plan *plan,
 	}
 	if (pipe2(lp, O_CLOEXEC) == -1) {
 		log_error("pipe2: %s", strerror(errno));
-		goto fail;
-	}
-	/* Our copy of the shared descriptor: the caller's stays as it is. */
-	if (plan->shared_fd != -1 &&
-	    (shared = fcntl(plan->shared_fd, F_DUPFD_CLOEXEC, HIGHEST_TARGET_FD + 1)) == -1) {
-		log_error("fcntl F_DUPFD_CLOEXEC: %s", strerror(errno));
 		goto fail;
 	}
 	if (lift_above_targets(&sv[1]) == -1 || lift_above_targets(&lp[1]) == -1)
@@ -209,9 +199,6 @@ spawn_child(const char *path, char *const argv[], const struct spawn_plan *plan,
 	/* dup2 clears close-on-exec on the copy; every other descriptor of
 	 * ours is close-on-exec, and the child closes any stray one. */
 	if (posix_spawn_file_actions_adddup2(&actions, sv[1], plan->socket_target) != 0)
-		goto fail;
-	if (shared != -1 &&
-	    posix_spawn_file_actions_adddup2(&actions, shared, plan->shared_target) != 0)
 		goto fail;
 	if (posix_spawnattr_init(&attr) != 0)
 		goto fail;
@@ -235,7 +222,6 @@ spawn_child(const char *path, char *const argv[], const struct spawn_plan *plan,
 	}
 	close(sv[1]);
 	close(lp[1]);
-	close_if_open(shared);
 	set_nonblocking(sv[0]);
 	set_nonblocking(lp[0]);
 	*fd = sv[0];
@@ -252,7 +238,6 @@ fail:
 	close_if_open(sv[1]);
 	close_if_open(lp[0]);
 	close_if_open(lp[1]);
-	close_if_open(shared);
 	return -1;
 }
 
@@ -261,18 +246,15 @@ process_spawn_worker(const char *path, char *const argv[], int *fd, int *log_fd)
 {
 	const struct spawn_plan plan = {
 		.socket_type = SOCK_STREAM, .socket_target = FRAME_WORKER_FD,
-		.shared_fd = -1,
 	};
 	return spawn_child(path, argv, &plan, fd, log_fd);
 }
 
 pid_t
-process_spawn_front(const char *path, char *const argv[], int listen_fd, int *control_fd,
-    int *log_fd)
+process_spawn_front(const char *path, char *const argv[], int *control_fd, int *log_fd)
 {
 	const struct spawn_plan plan = {
 		.socket_type = SOCK_SEQPACKET, .socket_target = FRONT_CONTROL_FD,
-		.shared_fd = listen_fd, .shared_target = FRONT_LISTEN_FD,
 	};
 	return spawn_child(path, argv, &plan, control_fd, log_fd);
 }

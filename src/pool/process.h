@@ -28,14 +28,12 @@ int process_find_front(const char *configured, const char *worker_path, char *ou
  * the pipe in *log_fd (both non-blocking, close-on-exec; caller closes). */
 pid_t process_spawn_worker(const char *path, char *const argv[], int *fd, int *log_fd);
 
-/* Starts a front: `path` with argv, a copy of listen_fd on FRONT_LISTEN_FD,
- * its end of a SOCK_SEQPACKET socketpair on FRONT_CONTROL_FD and its stderr
- * a pipe (common/front_proto.h); every other descriptor of ours is
- * close-on-exec.  listen_fd stays the caller's.  Returns the pid, our end
- * of the socketpair in *control_fd and the read end of the pipe in *log_fd
+/* Starts a front: `path` with argv, its end of a SOCK_SEQPACKET socketpair
+ * on FRONT_CONTROL_FD and its stderr a pipe (common/front_proto.h); every
+ * other descriptor of ours is close-on-exec.  Returns the pid, our end of
+ * the socketpair in *control_fd and the read end of the pipe in *log_fd
  * (both non-blocking, close-on-exec; caller closes). */
-pid_t process_spawn_front(const char *path, char *const argv[], int listen_fd,
-    int *control_fd, int *log_fd);
+pid_t process_spawn_front(const char *path, char *const argv[], int *control_fd, int *log_fd);
 
 /* Describes a wait status: "exited with status 3", "killed by signal 11 (SIGSEGV)". */
 void process_describe_status(int status, char *out, size_t outlen);

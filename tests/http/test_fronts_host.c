@@ -4,6 +4,7 @@
  * front mode in a thread of this process (its own event loop and a pool
  * of one worker), and the test plays a front on a SOCK_SEQPACKET control
  * socket it attaches from another thread, as src/pool/fronts.c will: it
+ * is dealt the connections the server accepts until it says it drains,
  * opens internal connections, hands over client connections and replayed
  * requests, sends statistics, and sends what a broken front might.
  * Everything stays on 127.0.0.1; every wait is bounded.
@@ -34,6 +35,7 @@
 #include "support/support.h"
 
 #define WAIT_MS 10000
+#define QUIET_MS 300		/* long enough for a message that was coming */
 #define IO_TIMEOUT_MS 10000
 #define MAX_TIMEOUT_MS 10000
 #define BUSY_SOURCE "local t=os.clock() while os.clock()-t<0.4 do end return 'done'"
@@ -184,22 +186,100 @@ open_internal(void)
 	return pair[1];
 }
 
-/* A client connected to the shared listening socket, accepted there by the
- * test as a front would, and handed over; returns the client's end. */
+/* A TCP connection through a listening socket of the test's own (the
+ * server's is the server's to accept on): returns the client's end, the
+ * accepted end in *accepted, as a front would hold it. */
+static int
+connect_through_own_listener(int *accepted)
+{
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(lfd, 0);
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sin);
+	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	ck_assert_int_eq(listen(lfd, 4), 0);
+	ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&sin, &len), 0);
+	int client = httpc_connect(ntohs(sin.sin_port), IO_TIMEOUT_MS);
+	ck_assert_int_ge(client, 0);
+	*accepted = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	ck_assert_int_ge(*accepted, 0);
+	close(lfd);
+	return client;
+}
+
+/* A client connection handed over with ADOPT; returns the client's end. */
 static int
 adopt_new_client(void)
 {
-	int lfd = http_listen_fd(host.http);
-	ck_assert_int_ge(lfd, 0);
-	int client = httpc_connect(http_port(host.http), IO_TIMEOUT_MS);
-	ck_assert_int_ge(client, 0);
-	struct pollfd pfd = { .fd = lfd, .events = POLLIN };
-	ck_assert_int_eq(poll(&pfd, 1, WAIT_MS), 1);
-	int accepted = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-	ck_assert_int_ge(accepted, 0);
+	int accepted;
+	int client = connect_through_own_listener(&accepted);
 	send_message(FRONT_MSG_ADOPT, 1, NULL, 0, &accepted, 1);
 	close(accepted);
 	return client;
+}
+
+/* Whether the server sends the front a packet within timeout_ms. */
+static int
+server_speaks_within(int timeout_ms)
+{
+	struct pollfd pfd = { .fd = control, .events = POLLIN };
+	return poll(&pfd, 1, timeout_ms) == 1;
+}
+
+/*
+ * The FRONT_MSG_CONNECTION the server deals the front for `client`, a
+ * connection to its port: one packet, one descriptor, a TCP socket whose
+ * peer is client and which carries its bytes.  Returns that descriptor
+ * (the caller closes).
+ */
+static int
+expect_connection_of(int client)
+{
+	ck_assert_msg(server_speaks_within(WAIT_MS), "no connection was dealt");
+	struct front_msg m;
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int) * FRONT_FDS_MAX)];
+	} cbuf;
+	memset(&cbuf, 0, sizeof(cbuf));
+	unsigned char packet[FRONT_PACKET_MAX];
+	struct iovec iov = { .iov_base = packet, .iov_len = sizeof(packet) };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.buf,
+		.msg_controllen = sizeof(cbuf.buf) };
+	ssize_t n = recvmsg(control, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	ck_assert_int_eq(n, (ssize_t)sizeof(m));
+	ck_assert_int_eq(msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC), 0);
+	memcpy(&m, packet, sizeof(m));
+	ck_assert_uint_eq(m.type, FRONT_MSG_CONNECTION);
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_int_eq(c->cmsg_level, SOL_SOCKET);
+	ck_assert_int_eq(c->cmsg_type, SCM_RIGHTS);
+	ck_assert_uint_eq(c->cmsg_len, CMSG_LEN(sizeof(int)));
+	ck_assert_ptr_null(CMSG_NXTHDR(&msg, c));
+	int fd;
+	memcpy(&fd, CMSG_DATA(c), sizeof(fd));
+	int type = 0;
+	socklen_t optlen = sizeof(type);
+	ck_assert_int_eq(getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &optlen), 0);
+	ck_assert_int_eq(type, SOCK_STREAM);
+	struct sockaddr_in peer, mine;
+	socklen_t peerlen = sizeof(peer), minelen = sizeof(mine);
+	ck_assert_int_eq(getpeername(fd, (struct sockaddr *)&peer, &peerlen), 0);
+	ck_assert_int_eq(getsockname(client, (struct sockaddr *)&mine, &minelen), 0);
+	ck_assert_uint_eq(peerlen, minelen);
+	ck_assert_int_eq(peer.sin_family, AF_INET);
+	ck_assert_int_eq(mine.sin_family, AF_INET);
+	ck_assert_uint_eq(ntohs(peer.sin_port), ntohs(mine.sin_port));
+	ck_assert_uint_eq(ntohl(peer.sin_addr.s_addr), ntohl(mine.sin_addr.s_addr));
+	/* And it is that connection: what the client sends arrives on it. */
+	ck_assert_int_eq(httpc_send(client, "ping", 4), 0);
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	ck_assert_int_eq(poll(&pfd, 1, WAIT_MS), 1);
+	char got[8];
+	ck_assert_int_eq(recv(fd, got, sizeof(got), MSG_DONTWAIT), 4);
+	ck_assert_int_eq(memcmp(got, "ping", 4), 0);
+	return fd;
 }
 
 static void
@@ -250,24 +330,38 @@ metric(const char *series)
 
 /* Tests ------------------------------------------------------------------------- */
 
-START_TEST(front_mode_should_bind_a_listening_socket_for_the_fronts)
+START_TEST(a_new_connection_should_be_dealt_to_a_front)
 {
-	int lfd = http_listen_fd(host.http);
-	ck_assert_int_ge(lfd, 0);
-	struct sockaddr_in sin;
-	socklen_t len = sizeof(sin);
-	ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&sin, &len), 0);
-	ck_assert_uint_eq(ntohs(sin.sin_port), http_port(host.http));
 	ck_assert_uint_ne(http_port(host.http), 0);
-	ck_assert(fcntl(lfd, F_GETFL) & O_NONBLOCK);
-	ck_assert(fcntl(lfd, F_GETFD) & FD_CLOEXEC);
-	/* Nobody but a front accepts on it: libmicrohttpd has no listen socket. */
 	int client = httpc_connect(http_port(host.http), IO_TIMEOUT_MS);
 	ck_assert_int_ge(client, 0);
-	struct pollfd pfd = { .fd = lfd, .events = POLLIN };
-	ck_assert_int_eq(poll(&pfd, 1, WAIT_MS), 1);
-	usleep(100000);
-	ck_assert_int_eq(poll(&pfd, 1, 0), 1);	/* still waiting in the backlog */
+	int dealt = expect_connection_of(client);
+	/* Dealt, not shared: the server answers nothing on it. */
+	ck_assert(!server_speaks_within(QUIET_MS));
+	struct pollfd pfd = { .fd = client, .events = POLLIN };
+	ck_assert_int_eq(poll(&pfd, 1, 0), 0);
+	close(dealt);
+	close(client);
+}
+END_TEST
+
+START_TEST(a_draining_front_should_be_dealt_no_more_connections)
+{
+	int client = httpc_connect(http_port(host.http), IO_TIMEOUT_MS);
+	ck_assert_int_ge(client, 0);
+	close(expect_connection_of(client));
+	close(client);
+	send_message(FRONT_MSG_DRAINING, 0, NULL, 0, NULL, 0);
+	/* The server reads a front's packets in order: once the internal
+	 * connection opened after DRAINING is served, DRAINING was taken. */
+	int fd = open_internal();
+	expect_healthz(fd);
+	close(fd);
+	/* The server serves the next client itself, and tells the front nothing. */
+	client = httpc_connect(http_port(host.http), IO_TIMEOUT_MS);
+	ck_assert_int_ge(client, 0);
+	expect_healthz(client);
+	ck_assert_msg(!server_speaks_within(QUIET_MS), "a draining front was dealt a connection");
 	close(client);
 }
 END_TEST
@@ -311,18 +405,8 @@ END_TEST
 
 START_TEST(a_replayed_request_should_be_answered_on_the_client_connection)
 {
-	/* A client of a listening socket of the test's own. */
-	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(sin);
-	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	ck_assert_int_eq(listen(lfd, 4), 0);
-	ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&sin, &len), 0);
-	int client = httpc_connect(ntohs(sin.sin_port), IO_TIMEOUT_MS);
-	ck_assert_int_ge(client, 0);
-	int accepted = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-	ck_assert_int_ge(accepted, 0);
-	close(lfd);
+	int accepted;
+	int client = connect_through_own_listener(&accepted);
 	/* The request as the front read it from the client. */
 	char request[512];
 	int n = snprintf(request, sizeof(request), "POST /v1/exec HTTP/1.1\r\nHost: x\r\n"
@@ -518,7 +602,8 @@ fronts_host_suite(void)
 	TCase *tc = tcase_create("core");
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, front_mode_should_bind_a_listening_socket_for_the_fronts);
+	tcase_add_test(tc, a_new_connection_should_be_dealt_to_a_front);
+	tcase_add_test(tc, a_draining_front_should_be_dealt_no_more_connections);
 	tcase_add_test(tc, front_mode_should_need_the_event_loop);
 	tcase_add_test(tc, an_opened_internal_connection_should_be_served);
 	tcase_add_test(tc, an_adopted_client_connection_should_be_served);

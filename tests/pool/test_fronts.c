@@ -1,8 +1,8 @@
 /*
  * test_fronts.c - the set of front processes (src/pool/fronts.c): what a
- * front is started with (the listening socket on fd 3, a SOCK_SEQPACKET
- * control socket on fd 4, the CONFIG packet with the token, the worker's
- * arguments then its own, a process group of its own), one attach per
+ * front is started with (a SOCK_SEQPACKET control socket on fd 4, the
+ * CONFIG packet with the token, the worker's arguments then its own, a
+ * process group of its own), one attach per
  * front started, a dead front replaced with backoff, a reload that starts
  * a new set before the old one goes, and a stop that kills what ignores
  * SIGTERM.  This test binary is its own fake front: started with
@@ -21,8 +21,6 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <netinet/in.h>
-#include <arpa/inet.h>
 #include <unistd.h>
 
 #include "common/front_proto.h"
@@ -64,9 +62,8 @@ be_front(const char *role, int argc, char **argv)
 	struct stat st;
 	int stderr_pipe = fstat(STDERR_FILENO, &st) == 0 && S_ISFIFO(st.st_mode);
 	char report[1024];
-	snprintf(report, sizeof(report), "pid=%d listen=%d seqpacket=%d stderr_pipe=%d "
+	snprintf(report, sizeof(report), "pid=%d seqpacket=%d stderr_pipe=%d "
 	    "own_group=%d config=%d token=[%.*s] memory=%d tail=%s,%s", (int)getpid(),
-	    socket_option(FRONT_LISTEN_FD, SO_ACCEPTCONN),
 	    socket_option(FRONT_CONTROL_FD, SO_TYPE) == SOCK_SEQPACKET, stderr_pipe,
 	    getpgrp() == getpid(), msg.type == FRONT_MSG_CONFIG,
 	    n > (ssize_t)sizeof(msg) ? (int)(n - (ssize_t)sizeof(msg)) : 0, packet + sizeof(msg),
@@ -127,20 +124,8 @@ forget_attached(void)
 	pthread_mutex_unlock(&attached.lock);
 }
 
-static int
-listening_socket(void)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	ck_assert_int_eq(listen(fd, 16), 0);
-	return fd;
-}
-
 struct fixture {
 	struct luapool *pool;
-	int listen_fd;
 	struct fronts *fronts;
 };
 
@@ -156,10 +141,9 @@ start_fronts(struct fixture *fx, const char *role, unsigned count, const char *t
 	struct luapool_error pe;
 	fx->pool = luapool_new(1, &pe);
 	ck_assert_msg(fx->pool != NULL, "%s", pe.message);
-	fx->listen_fd = listening_socket();
 	setenv(FRONT_ENV, role, 1);
 	struct fronts_options o = {
-		.count = count, .listen_fd = fx->listen_fd, .front_path = self,
+		.count = count, .front_path = self,
 		.extra_args = extra, .auth_token = token, .attach = on_attach,
 	};
 	fx->fronts = fronts_start(fx->pool, &o, err, sizeof(err));
@@ -170,7 +154,6 @@ static void
 finish(struct fixture *fx)
 {
 	luapool_free(fx->pool);
-	close(fx->listen_fd);
 	forget_attached();
 	unsetenv(FRONT_ENV);
 }
@@ -215,7 +198,7 @@ process_gone(pid_t pid)
 
 /* Tests ------------------------------------------------------------------- */
 
-START_TEST(every_front_should_get_the_socket_the_control_socket_and_the_token)
+START_TEST(every_front_should_get_the_control_socket_and_the_token)
 {
 	struct fixture fx;
 	pid_t pids[3];
@@ -225,7 +208,7 @@ START_TEST(every_front_should_get_the_socket_the_control_socket_and_the_token)
 	ck_assert_uint_eq(fronts_alive(fx.fronts), 3);
 	for (unsigned i = 0; i < 3; i++) {
 		read_report(i, report, sizeof(report), &pids[i]);
-		ck_assert_msg(strstr(report, " listen=1 seqpacket=1 stderr_pipe=1 own_group=1 "
+		ck_assert_msg(strstr(report, " seqpacket=1 stderr_pipe=1 own_group=1 "
 		    "config=1 token=[s3cret] memory=1 tail=--fast-lane-ms,10") != NULL,
 		    "front %u reported %s", i, report);
 	}
@@ -342,12 +325,11 @@ END_TEST
 START_TEST(a_missing_program_should_fail_and_leave_nothing_running)
 {
 	char err[256] = "";
-	int listen_fd = listening_socket();
 	struct luapool_error pe;
 	struct luapool *pool = luapool_new(1, &pe);
 	ck_assert_msg(pool != NULL, "%s", pe.message);
 	struct fronts_options o = {
-		.count = 2, .listen_fd = listen_fd, .front_path = "/nonexistent/luapool-front",
+		.count = 2, .front_path = "/nonexistent/luapool-front",
 		.attach = on_attach,
 	};
 	ck_assert_ptr_null(fronts_start(pool, &o, err, sizeof(err)));
@@ -356,7 +338,6 @@ START_TEST(a_missing_program_should_fail_and_leave_nothing_running)
 	fronts_stop(NULL, 0);
 	fronts_free(NULL);
 	luapool_free(pool);
-	close(listen_fd);
 }
 END_TEST
 
@@ -369,7 +350,7 @@ main(int argc, char **argv)
 	Suite *s = suite_create("fronts");
 	TCase *tc = tcase_create("set");
 	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, every_front_should_get_the_socket_the_control_socket_and_the_token);
+	tcase_add_test(tc, every_front_should_get_the_control_socket_and_the_token);
 	tcase_add_test(tc, no_token_should_send_an_empty_config);
 	tcase_add_test(tc, a_killed_front_should_be_replaced);
 	tcase_add_test(tc, fronts_that_keep_dying_should_be_restarted_with_backoff);
