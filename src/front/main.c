@@ -82,12 +82,14 @@ read_token(void)
 	return token;
 }
 
+#if !SANDBOX_UNDER_ASAN
 static size_t
 address_space(const struct worker_options *w, const struct front_options *f)
 {
 	return worker_args_address_space(w) + 4 * f->max_body_bytes +
 	    (size_t)f->max_connections * FRONT_CONNECTION_BYTES;
 }
+#endif
 
 /* front_serve's lock_down: its server and epoll set exist, no request
  * has been read yet. */

@@ -116,6 +116,7 @@ run_in_lane(struct front_req *req, const char *url)
 	req->conn->req = req;
 	req->conn->state = FRONT_HANDED;	/* a hard stop replays it */
 	int64_t run_ns = 0;
+	req->deadline_ns = lane_deadline_ns();
 	enum lane_verdict v = lane_run_loaded(F.vm, &F.out, &run_ns);
 	req->conn->state = FRONT_READING;
 	req->conn->req = NULL;
@@ -129,7 +130,7 @@ run_in_lane(struct front_req *req, const char *url)
 	if (v == LANE_ANSWERED)
 		front_answer_ok(req, &F.out.body, run_ms);
 	else
-		front_forward_set_deadline(req, lane_deadline_ns(), frame_now_ns());
+		front_forward_set_deadline(req, req->deadline_ns, frame_now_ns());
 }
 
 /* A /v1/exec the lane may take: decoded here (which also names its
@@ -536,5 +537,6 @@ front_serve(struct vm *vm, const struct front_options *o, void (*lock_down)(void
 	/* What is idle goes on at the supervisor, with the bytes the kernel
 	 * holds for it; nothing here reads from those sockets again. */
 	front_forward_adopt_idle(F.conns);
+	front_forward_adopt_undelivered();
 	return 0;
 }

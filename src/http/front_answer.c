@@ -91,7 +91,8 @@ void
 front_answer_problem(struct front_req *req, const char *code, const char *detail)
 {
 	size_t len = 0;
-	char *body = problem_body_for_job(code, detail, NULL, &len);
+	const struct problem_job_parts none = { 0 };
+	char *body = problem_body_for_job(code, detail, &none, &len);
 	char *grown = body ? realloc(body, len + 2 * sizeof(req->request_id) + 20) : NULL;
 	if (grown == NULL) {
 		free(body);

@@ -366,7 +366,7 @@ replay(struct front_conn *c)
 	int memfd = memfd_create("luapoold-replay", MFD_CLOEXEC);
 	if (memfd == -1)
 		return;
-	front_forward_set_deadline(req, lane_deadline_ns(), frame_now_ns());
+	front_forward_set_deadline(req, req->deadline_ns, frame_now_ns());
 	write_all(memfd, req->head.data, req->head.len);
 	write_all(memfd, req->body.data, req->body.len);
 	int fds[2] = { c->fd, memfd };
@@ -374,10 +374,41 @@ replay(struct front_conn *c)
 	close(memfd);
 }
 
+/* Connections the supervisor dealt that this front never took (they wait
+ * in the control socket): back to it.  Async-signal-safe. */
+void
+front_forward_adopt_undelivered(void)
+{
+	for (int round = 0; round < 1024; round++) {
+		struct front_msg m;
+		struct iovec iov = { .iov_base = &m, .iov_len = sizeof(m) };
+		union {
+			char buf[CMSG_SPACE(sizeof(int) * FRONT_FDS_MAX)];
+			struct cmsghdr align;
+		} u;
+		struct msghdr msg = {
+			.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+			.msg_controllen = sizeof(u.buf),
+		};
+		ssize_t n = recvmsg(FRONT_CONTROL_FD, &msg, MSG_DONTWAIT);
+		if (n <= 0)
+			return;
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+			if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+				continue;
+			unsigned nfds = (unsigned)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+			int fds[FRONT_FDS_MAX];
+			memcpy(fds, CMSG_DATA(c), nfds * sizeof(int));
+			adopt(fds, nfds);
+		}
+	}
+}
+
 void
 front_forward_hand_over(struct front_conn *head)
 {
 	front_forward_adopt_idle(head);
+	front_forward_adopt_undelivered();
 	for (struct front_conn *c = head; c != NULL; c = c->next)
 		if (c->state == FRONT_HANDED && c->req != NULL && c->fd >= 0)
 			replay(c);

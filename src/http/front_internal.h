@@ -47,6 +47,7 @@ struct front_req {
 	size_t charged;			/* against the front's byte budget */
 	int too_large;
 	struct buffer head;
+	int64_t deadline_ns;		/* absolute, when deadline_at != 0 */
 	size_t deadline_at;		/* offset of the deadline digits in head, 0: none */
 	/* The fast lane. */
 	int eligible;			/* a /v1/exec the lane may learn */
@@ -100,6 +101,9 @@ int front_forward_io(struct front_req *req, int epfd);
 void front_forward_end(struct front_req *req, int epfd);
 /* Hands every idle connection on the list to the supervisor (drain). */
 void front_forward_adopt_idle(struct front_conn *head);
+/* Gives back the connections dealt but not taken yet (in the control
+ * socket). */
+void front_forward_adopt_undelivered(void);
 /* The last words: idle connections adopted, handed requests replayed. */
 void front_forward_hand_over(struct front_conn *head);
 

@@ -141,7 +141,7 @@ front_process_start(struct front_process *p, struct front_command *c, int *contr
 	p->pid = pid;
 	p->pidfd = pidfd;
 	p->log_fd = log_fd;
-	worker_log_reset(&p->log);
+	worker_log_reset_front(&p->log);
 	p->spawned_ns = frame_now_ns();
 	return 0;
 }

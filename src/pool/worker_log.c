@@ -1,10 +1,11 @@
 /*
- * worker_log.c - turning what a worker writes on its stderr into log lines
- * of the supervisor (see worker_log.h).  The worker is untrusted: lines are
- * cut and rate-limited, a level is believed only when the line carries the
- * worker's own prefix, and every line goes through log_message, which
- * escapes what could end a line or drive a terminal (one escaping layer:
- * log.c's).  Never blocks, never writes anything but log lines.
+ * worker_log.c - turning what a worker or a front writes on its stderr into
+ * log lines of the supervisor (see worker_log.h).  The process is
+ * untrusted: lines are cut and rate-limited, a level is believed only when
+ * the line carries the process's own prefix (its program name and pid),
+ * and every line goes through log_message, which escapes what could end a
+ * line or drive a terminal (one escaping layer: log.c's).  Never blocks,
+ * never writes anything but log lines.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -15,7 +16,9 @@
 
 #define WINDOW_NS	1000000000LL
 #define READS_PER_CALL	16	/* 64 KiB per event: a chatty worker cannot stall the dispatcher */
-#define WORKER_PREFIX	"luapool-worker["
+/* The names the processes give log_set_name (vm/worker_main.c, front/main.c). */
+#define WORKER_PROGRAM	"luapool-worker"
+#define FRONT_PROGRAM	"luapool-front"
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 
@@ -23,15 +26,27 @@ void
 worker_log_reset(struct worker_log *log)
 {
 	memset(log, 0, sizeof(*log));
+	log->program = WORKER_PROGRAM;
+	log->noun = "worker";
 }
 
-enum log_level
-worker_log_claimed_level(const char *line, size_t len, pid_t pid, size_t *skip)
+void
+worker_log_reset_front(struct worker_log *log)
+{
+	worker_log_reset(log);
+	log->program = FRONT_PROGRAM;
+	log->noun = "front";
+}
+
+/* The level after "program[PID]: ", as worker_log_claimed_level says. */
+static enum log_level
+claimed_level(const char *program, const char *line, size_t len, pid_t pid, size_t *skip)
 {
 	char prefix[64];
 	*skip = 0;
-	int n = snprintf(prefix, sizeof(prefix), WORKER_PREFIX "%d]: ", (int)pid);
-	if (n < 0 || (size_t)n > len || memcmp(line, prefix, (size_t)n) != 0)
+	int n = snprintf(prefix, sizeof(prefix), "%s[%d]: ", program, (int)pid);
+	if (n < 0 || (size_t)n >= sizeof(prefix) || (size_t)n > len ||
+	    memcmp(line, prefix, (size_t)n) != 0)
 		return LOG_WARN;
 	for (unsigned i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++) {
 		size_t name_len = strlen(level_names[i]);
@@ -45,11 +60,17 @@ worker_log_claimed_level(const char *line, size_t len, pid_t pid, size_t *skip)
 	return LOG_WARN;
 }
 
+enum log_level
+worker_log_claimed_level(const char *line, size_t len, pid_t pid, size_t *skip)
+{
+	return claimed_level(WORKER_PROGRAM, line, len, pid, skip);
+}
+
 static void
 report_dropped(struct worker_log *log, pid_t pid)
 {
 	if (log->dropped)
-		log_warn("worker %d: %u log lines dropped", (int)pid, log->dropped);
+		log_warn("%s %d: %u log lines dropped", log->noun, (int)pid, log->dropped);
 	log->dropped = 0;
 }
 
@@ -67,10 +88,10 @@ emit_line(struct worker_log *log, pid_t pid, int64_t now_ns)
 	}
 	log->lines++;
 	size_t skip;
-	enum log_level level = worker_log_claimed_level(log->line, log->len, pid, &skip);
+	enum log_level level = claimed_level(log->program, log->line, log->len, pid, &skip);
 	/* The line holds no NUL (one ends a line), so %.*s prints all of it. */
-	log_message(level, __func__, "worker %d: %.*s%s", (int)pid, (int)(log->len - skip),
-	    log->line + skip, log->cut ? " [line cut]" : "");
+	log_message(level, __func__, "%s %d: %.*s%s", log->noun, (int)pid,
+	    (int)(log->len - skip), log->line + skip, log->cut ? " [line cut]" : "");
 }
 
 /* The first newline or NUL byte of p[0..n), or NULL. */

@@ -3,8 +3,10 @@
  * taken over (docs/SECURITY.md, "Worker containment"), seen from outside on
  * the real luapoold: the workers of a root daemon run as worker_user with
  * no capabilities, no_new_privs, seccomp and an address-space limit; their
- * stderr reaches the log only through the supervisor.  The privilege tests
- * need root (CI runs as root) and say so when they skip.
+ * stderr reaches the log only through the supervisor.  A front (front
+ * mode) is held the same way, with its own filter (tests/vm/test_sandbox.c
+ * tries its rules).  The privilege tests need root (CI runs as root) and
+ * say so when they skip.
  */
 #include <check.h>
 #include <pwd.h>
@@ -159,6 +161,49 @@ START_TEST(a_workers_own_log_line_should_reach_the_log_through_the_supervisor)
 }
 END_TEST
 
+START_TEST(a_front_should_be_sandboxed_and_logged_through_the_supervisor)
+{
+	static const char *const options[] = { "--workers", "1", "--front-workers", "1",
+	    "--log-level", "debug", NULL };
+	apitest_start(options);
+	expect_hello_works();
+	pid_t fronts[MAX_WORKERS];
+	int64_t deadline = support_now_ms() + WAIT_MS;
+	int n;
+	while ((n = support_children(apitest_server.pid, "luapool-front", fronts,
+	    MAX_WORKERS)) == 0 && support_now_ms() < deadline)
+		usleep(POLL_STEP_US);
+	ck_assert_int_eq(n, 1);
+	/* Its own line, at the level it claims, named as a front's. */
+	char want[80];
+	snprintf(want, sizeof(want),
+	    ": debug: emit_line: front %d: enter_sandbox: sandboxed as uid", (int)fronts[0]);
+	char *log = server_log(&apitest_server);
+	while (strstr(log, want) == NULL && support_now_ms() < deadline) {
+		free(log);
+		usleep(POLL_STEP_US);
+		log = server_log(&apitest_server);
+	}
+	ck_assert_msg(strstr(log, want) != NULL, "no \"%s\" in the log:\n%s", want, log);
+	free(log);
+	char value[128];
+	proc_field(fronts[0], "status", "NoNewPrivs", value, sizeof(value));
+	ck_assert_str_eq(value, "1");
+	proc_field(fronts[0], "status", "Seccomp", value, sizeof(value));
+	ck_assert_str_eq(value, "2");
+	proc_field(fronts[0], "status", "CapEff", value, sizeof(value));
+	ck_assert_msg(strtoull(value, NULL, 16) == 0, "front CapEff: %s", value);
+	proc_field(fronts[0], "limits", "Max address space", value, sizeof(value));
+	ck_assert_msg((strncmp(value, "unlimited", 9) == 0) == UNDER_ASAN, "%s", value);
+	if (geteuid() == 0) {
+		const struct passwd *pw = getpwnam("nobody");
+		ck_assert_ptr_nonnull(pw);
+		proc_field(fronts[0], "status", "Uid", value, sizeof(value));
+		ck_assert_uint_eq(strtoul(value, NULL, 10), (unsigned long)pw->pw_uid);
+	}
+}
+END_TEST
+
 START_TEST(a_missing_worker_user_should_stop_a_root_daemon_at_start_up)
 {
 	if (skip_unless_root(__func__))
@@ -182,6 +227,7 @@ containment_suite(void)
 	tcase_add_test(t, workers_of_a_root_daemon_should_run_as_nobody_without_privileges);
 	tcase_add_test(t, workers_should_have_an_address_space_limit);
 	tcase_add_test(t, a_workers_own_log_line_should_reach_the_log_through_the_supervisor);
+	tcase_add_test(t, a_front_should_be_sandboxed_and_logged_through_the_supervisor);
 	tcase_add_test(t, a_missing_worker_user_should_stop_a_root_daemon_at_start_up);
 	suite_add_tcase(s, t);
 	return s;

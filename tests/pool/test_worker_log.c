@@ -1,9 +1,9 @@
 /*
- * test_worker_log.c - what a worker writes on its stderr, as the supervisor
- * logs it (src/pool/worker_log.c): the level a line may claim, one log line
- * per worker line whatever bytes it holds (escaped by log.c), the length
- * cut and the rate limit.  The supervisor's stderr is captured in a temporary file
- * for the duration of each read.
+ * test_worker_log.c - what a worker (or a front) writes on its stderr, as the
+ * supervisor logs it (src/pool/worker_log.c): the level a line may claim,
+ * one log line per worker line whatever bytes it holds (escaped by log.c),
+ * the length cut and the rate limit.  The supervisor's stderr is captured
+ * in a temporary file for the duration of each read.
  */
 #include <check.h>
 #include <stdio.h>
@@ -16,10 +16,11 @@
 
 #define PID 4242
 
-/* Feeds `len` bytes to a fresh worker_log as worker PID's stderr, until
- * its end, and returns what the supervisor logged (caller frees). */
+/* Feeds `len` bytes to a worker_log fresh from `reset` as process PID's
+ * stderr, until its end, and returns what the supervisor logged (caller
+ * frees). */
 static char *
-log_of_worker_output(const char *bytes, size_t len)
+log_of_output(void (*reset)(struct worker_log *), const char *bytes, size_t len)
 {
 	int pipe_fds[2];
 	char path[] = "/tmp/test_worker_log-XXXXXX";
@@ -33,7 +34,7 @@ log_of_worker_output(const char *bytes, size_t len)
 	int saved_stderr = dup(STDERR_FILENO);
 	dup2(capture, STDERR_FILENO);
 	struct worker_log log;
-	worker_log_reset(&log);
+	reset(&log);
 	while (worker_log_read(&log, pipe_fds[0], PID, 1000) == 1)
 		;
 	worker_log_finish(&log, PID);
@@ -46,6 +47,12 @@ log_of_worker_output(const char *bytes, size_t len)
 	ck_assert_int_eq(pread(capture, text, (size_t)size, 0), size);
 	close(capture);
 	return text;
+}
+
+static char *
+log_of_worker_output(const char *bytes, size_t len)
+{
+	return log_of_output(worker_log_reset, bytes, len);
 }
 
 static int
@@ -83,6 +90,20 @@ START_TEST(a_line_with_another_pid_or_no_level_should_be_a_warning)
 		    LOG_WARN);
 		ck_assert_uint_eq(skip, 0);
 	}
+}
+END_TEST
+
+START_TEST(a_fronts_lines_should_be_named_front_and_keep_only_their_own_level)
+{
+	const char out[] = "luapool-front[4242]: debug: enter_sandbox: sandboxed\n"
+	    "luapool-worker[4242]: error: main: not a front's prefix\n";
+	char *text = log_of_output(worker_log_reset_front, out, sizeof(out) - 1);
+	ck_assert_int_eq(count_lines(text), 2);
+	ck_assert_msg(strstr(text, ": debug: emit_line: front 4242: enter_sandbox: sandboxed\n") !=
+	    NULL, "%s", text);
+	ck_assert_msg(strstr(text, ": warn: emit_line: front 4242: luapool-worker[4242]: error: "
+	    "main: not a front's prefix\n") != NULL, "%s", text);
+	free(text);
 }
 END_TEST
 
@@ -145,6 +166,7 @@ worker_log_suite(void)
 	TCase *t = tcase_create("worker log");
 	tcase_add_test(t, a_line_with_the_workers_own_prefix_should_keep_its_level);
 	tcase_add_test(t, a_line_with_another_pid_or_no_level_should_be_a_warning);
+	tcase_add_test(t, a_fronts_lines_should_be_named_front_and_keep_only_their_own_level);
 	tcase_add_test(t, embedded_control_bytes_should_not_start_a_log_line_of_their_own);
 	tcase_add_test(t, a_long_line_should_be_cut_and_an_unfinished_one_logged_at_the_end);
 	tcase_add_test(t, lines_beyond_the_rate_should_be_counted_in_one_note);
