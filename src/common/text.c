@@ -68,3 +68,23 @@ text_mix64(uint64_t x)
 	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
 	return x ^ (x >> 31);
 }
+
+char *
+text_put_milliseconds(char *at, double ms)
+{
+	if (!(ms < 1e12))
+		ms = ms > 0 ? 1e12 : 0;	/* NaN, or past any deadline */
+	unsigned long long us = ms > 0 ? (unsigned long long)(ms * 1000.0 + 0.5) : 0;
+	char digits[24];
+	int n = 0;
+	do {
+		digits[n++] = (char)('0' + us % 10);
+		us /= 10;
+	} while (us > 0 || n < 4);
+	while (n > 3)
+		*at++ = digits[--n];
+	*at++ = '.';
+	while (n > 0)
+		*at++ = digits[--n];
+	return at;
+}

@@ -40,6 +40,10 @@
 
 #define DRAIN_MAX_NS		(30 * 1000000000LL)
 #define LOOP_TICK_MS		100
+/* libmicrohttpd clears a connection's memory pool for every request: 16
+ * KiB holds any request head the supervisor would take (its 64 KiB also
+ * buffer bodies, which a front copies out as they come). */
+#define FRONT_CONNECTION_MEMORY	(16 * 1024)
 
 static struct {
 	struct MHD_Daemon *daemon;
@@ -109,12 +113,11 @@ authorized(const struct front_req *req)
 static void
 run_in_lane(struct front_req *req, const char *url)
 {
-	if (front_forward_build_head(req, url, 1) == -1) {
-		lane_unload(F.vm);
-		return;
-	}
+	/* A hard stop replays it, writing its head from what libmicrohttpd
+	 * holds (front_forward.c): nothing is built for that here. */
+	req->url = url;
 	req->conn->req = req;
-	req->conn->state = FRONT_HANDED;	/* a hard stop replays it */
+	req->conn->state = FRONT_HANDED;
 	int64_t run_ns = 0;
 	req->deadline_ns = lane_deadline_ns();
 	enum lane_verdict v = lane_run_loaded(F.vm, &F.out, &run_ns);
@@ -127,9 +130,12 @@ run_in_lane(struct front_req *req, const char *url)
 		front_set_demote(req->digest);
 	else if (run_ns > 0)
 		front_set_observe(req->digest, run_ms);
-	if (v == LANE_ANSWERED)
+	if (v == LANE_ANSWERED) {
 		front_answer_ok(req, &F.out.body, run_ms);
-	else
+		return;
+	}
+	/* On to the pool with the time it has left. */
+	if (front_forward_build_head(req, url, 1) == 0)
 		front_forward_set_deadline(req, req->deadline_ns, frame_now_ns());
 }
 
@@ -327,6 +333,7 @@ on_connection(void *cls, struct MHD_Connection *mhd, void **socket_context,
 			return;
 		c->fd = ci ? ci->connect_fd : -1;
 		c->state = FRONT_IDLE;
+		front_forward_name_client(c, mhd);
 		front_limits_wait_for_request(c);
 		c->next = F.conns;
 		if (F.conns)
@@ -409,7 +416,7 @@ start_daemon(void)
 	    MHD_OPTION_CONNECTION_LIMIT, F.o.max_connections,
 	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, F.o.max_connections_per_ip,
 	    MHD_OPTION_CONNECTION_TIMEOUT, F.o.request_read_timeout_s,
-	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)FRONT_CONNECTION_MEMORY,
 	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
 	    MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
 	    MHD_OPTION_END);

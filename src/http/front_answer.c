@@ -152,8 +152,8 @@ front_answer_ok(struct front_req *req, const struct buffer *body, double run_ms)
 	memcpy(req->resp_body, body->data, body->len);
 	req->resp_len = body->len;
 	take_request_id(req);
-	char timing[64];
-	snprintf(timing, sizeof(timing), "queue;dur=0.000, run;dur=%.3f", run_ms);
+	char timing[64] = "queue;dur=0.000, run;dur=";
+	*text_put_milliseconds(timing + 25, run_ms) = '\0';
 	buffer_reset(&req->resp_headers);
 	int bad = buffer_append(&req->resp_headers, "Content-Type\0application/json", 30) |
 	    buffer_append(&req->resp_headers, "X-Request-Id", 13) |

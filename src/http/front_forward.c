@@ -74,24 +74,20 @@ add_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *valu
 	return MHD_YES;
 }
 
-static int
-append_client(struct buffer *b, struct MHD_Connection *mhd)
+void
+front_forward_name_client(struct front_conn *c, struct MHD_Connection *mhd)
 {
 	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(mhd,
 	    MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	char text[INET6_ADDRSTRLEN] = "";
+	c->client[0] = '\0';
 	if (ci == NULL || ci->client_addr == NULL)
-		return 0;
+		return;
 	if (ci->client_addr->sa_family == AF_INET)
 		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)ci->client_addr)->sin_addr,
-		    text, sizeof(text));
+		    c->client, sizeof(c->client));
 	else if (ci->client_addr->sa_family == AF_INET6)
 		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)ci->client_addr)->sin6_addr,
-		    text, sizeof(text));
-	if (text[0] == '\0')
-		return 0;
-	return buffer_append_string(b, FRONT_HEADER_CLIENT ": ") |
-	    buffer_append_string(b, text) | buffer_append(b, "\r\n", 2);
+		    c->client, sizeof(c->client));
 }
 
 int
@@ -104,7 +100,9 @@ front_forward_build_head(struct front_req *req, const char *url, int with_deadli
 	hb.bad |= buffer_append_string(b, req->method) | buffer_append_char(b, ' ') |
 	    buffer_append_string(b, url) | buffer_append_string(b, " HTTP/1.1\r\n");
 	MHD_get_connection_values(req->mhd, MHD_HEADER_KIND, add_header, &hb);
-	hb.bad |= append_client(b, req->mhd);
+	if (req->conn->client[0] != '\0')
+		hb.bad |= buffer_append_string(b, FRONT_HEADER_CLIENT ": ") |
+		    buffer_append_string(b, req->conn->client) | buffer_append(b, "\r\n", 2);
 	if (with_deadline) {
 		hb.bad |= buffer_append_string(b, FRONT_HEADER_DEADLINE ": ");
 		req->deadline_at = b->len;
@@ -360,14 +358,73 @@ write_all(int fd, const char *p, size_t len)
 }
 
 static void
+write_str(int fd, const char *s)
+{
+	write_all(fd, s, strlen(s));
+}
+
+static void
+write_number(int fd, uint64_t n)
+{
+	char digits[24];
+	int i = sizeof(digits);
+	do
+		digits[--i] = (char)('0' + n % 10);
+	while ((n /= 10) > 0);
+	write_all(fd, digits + i, sizeof(digits) - (size_t)i);
+}
+
+static enum MHD_Result
+write_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	(void)kind;
+	int fd = *(const int *)cls;
+	if (key != NULL && value != NULL && !is_hop_header(key)) {
+		write_str(fd, key);
+		write_all(fd, ": ", 2);
+		write_str(fd, value);
+		write_all(fd, "\r\n", 2);
+	}
+	return MHD_YES;
+}
+
+/* The head of a lane job, written where front_forward_build_head would
+ * have put it: libmicrohttpd is not running (the job is), so walking its
+ * header list allocates nothing and takes no lock. */
+static void
+write_lane_head(int fd, struct front_conn *c, struct front_req *req)
+{
+	write_str(fd, req->method);
+	write_all(fd, " ", 1);
+	write_str(fd, req->url);
+	write_str(fd, " HTTP/1.1\r\n");
+	MHD_get_connection_values(req->mhd, MHD_HEADER_KIND, write_header, &fd);
+	if (c->client[0] != '\0') {
+		write_str(fd, FRONT_HEADER_CLIENT ": ");
+		write_str(fd, c->client);
+		write_all(fd, "\r\n", 2);
+	}
+	int64_t left = (req->deadline_ns - frame_now_ns()) / 1000000;
+	write_str(fd, FRONT_HEADER_DEADLINE ": ");
+	write_number(fd, left > 1 ? (uint64_t)left : 1);
+	write_str(fd, "\r\nConnection: close\r\nContent-Length: ");
+	write_number(fd, req->body.len);
+	write_str(fd, "\r\n\r\n");
+}
+
+static void
 replay(struct front_conn *c)
 {
 	struct front_req *req = c->req;
 	int memfd = memfd_create("luapoold-replay", MFD_CLOEXEC);
 	if (memfd == -1)
 		return;
-	front_forward_set_deadline(req, req->deadline_ns, frame_now_ns());
-	write_all(memfd, req->head.data, req->head.len);
+	if (req->head.len == 0 && req->url != NULL) {
+		write_lane_head(memfd, c, req);
+	} else {
+		front_forward_set_deadline(req, req->deadline_ns, frame_now_ns());
+		write_all(memfd, req->head.data, req->head.len);
+	}
 	write_all(memfd, req->body.data, req->body.len);
 	int fds[2] = { c->fd, memfd };
 	send_control(FRONT_MSG_REPLAY, fds, 2);

@@ -32,6 +32,7 @@ struct front_conn {
 	volatile enum front_conn_state state;
 	struct front_req *req;		/* FRONT_HANDED: the request to replay */
 	int64_t read_deadline_ns;	/* the next request must be in by then; 0: none */
+	char client[46];		/* the client's address as text, "" if unknown */
 };
 
 /* One request.  Its head is the request as forwarded to the supervisor,
@@ -46,7 +47,8 @@ struct front_req {
 	struct buffer body;
 	size_t charged;			/* against the front's byte budget */
 	int too_large;
-	struct buffer head;
+	const char *url;		/* libmicrohttpd's, valid for the request */
+	struct buffer head;		/* empty for a lane job: a replay writes it */
 	int64_t deadline_ns;		/* absolute, when deadline_at != 0 */
 	size_t deadline_at;		/* offset of the deadline digits in head, 0: none */
 	/* The fast lane. */
@@ -84,6 +86,8 @@ void front_answer_send_stats(void);
 
 /* front_forward.c */
 
+/* The client's address, as text, for the heads of c's requests. */
+void front_forward_name_client(struct front_conn *c, struct MHD_Connection *mhd);
 /* Builds req->head: the request line, the client's headers (minus those
  * about the connection), the client's address and, with_deadline, room
  * for the time left.  0, or -1 when out of memory. */

@@ -38,6 +38,7 @@
 #include "common/buffer.h"
 #include "common/frame.h"
 #include "common/log.h"
+#include "common/text.h"
 #include "daemon/metrics.h"
 #include "http/http.h"
 #include "http/http_internal.h"
@@ -45,37 +46,15 @@
 enum { EVENT_MHD = 1, EVENT_POOL, EVENT_SIGNAL, EVENT_FRONTS, EVENT_LISTEN };
 #define LOOP_TICK_MS 250
 
-/* Appends ms with three decimals, in integers: printf's floating-point
- * path cost about 1 % of the event loop's time on every answer. */
-static char *
-put_milliseconds(char *at, double ms)
-{
-	if (!(ms < 1e12))
-		ms = ms > 0 ? 1e12 : 0;	/* NaN, or past any deadline */
-	unsigned long long us = ms > 0 ? (unsigned long long)(ms * 1000.0 + 0.5) : 0;
-	char digits[24];
-	int n = 0;
-	do {
-		digits[n++] = (char)('0' + us % 10);
-		us /= 10;
-	} while (us > 0 || n < 4);
-	while (n > 3)
-		*at++ = digits[--n];
-	*at++ = '.';
-	while (n > 0)
-		*at++ = digits[--n];
-	return at;
-}
-
 /* "queue;dur=0.012, run;dur=0.004" */
 static void
 format_server_timing(char *out, double queued_ms, double run_ms)
 {
 	char *at = out;
 	memcpy(at, "queue;dur=", 10);
-	at = put_milliseconds(at + 10, queued_ms);
+	at = text_put_milliseconds(at + 10, queued_ms);
 	memcpy(at, ", run;dur=", 10);
-	at = put_milliseconds(at + 10, run_ms);
+	at = text_put_milliseconds(at + 10, run_ms);
 	*at = '\0';
 }
 

@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "common/frame.h"
-#include "common/sha256.h"
+#include "common/text.h"
 #include "vm/lane.h"
 #include "vm/vm_request.h"
 
@@ -27,6 +27,11 @@ static int64_t grace_ns;
 static void (*lane_last_words)(void);
 static struct lane_options lane_opts;
 static volatile int64_t job_deadline_ns;
+/* The running job's stop time, and when the timer is armed for (0: not
+ * armed).  Jobs follow each other in microseconds: instead of a
+ * timer_settime per job, a timer that fires early for the job running
+ * then re-arms itself for that job's time. */
+static volatile int64_t stop_at_ns, armed_ns;
 
 static void
 arm_at(int64_t when_ns)
@@ -43,9 +48,16 @@ static void
 on_alarm(int sig)
 {
 	(void)sig;
+	armed_ns = 0;
 	if (!job_running)
 		return;
 	int saved_errno = errno;
+	if (!soft_stop_sent && frame_now_ns() < stop_at_ns) {
+		armed_ns = stop_at_ns;	/* armed for an earlier job */
+		arm_at(stop_at_ns);
+		errno = saved_errno;
+		return;
+	}
 	if (!soft_stop_sent) {
 		soft_stop_sent = 1;
 		vm_interrupt(lane_vm);
@@ -92,16 +104,28 @@ lane_deadline_ns(void)
 	return job_deadline_ns;
 }
 
+/* 128 bits over the chunk, two lanes of splitmix64 rounds.  Not a
+ * cryptographic hash, and it need not be: two chunks taken for one only
+ * cost the lane a stop at its limit, which a client can cause anyway with
+ * a chunk that is short for one context and long for another. */
 static void
 digest_of(const struct vm_job *job, unsigned char digest[LANE_DIGEST_SIZE])
 {
-	struct sha256 h;
-	unsigned char out[SHA256_SIZE];
-	sha256_init(&h);
-	sha256_update(&h, job->is_source ? "s" : "b", 1);
-	sha256_update(&h, job->chunk, job->chunk_len);
-	sha256_final(&h, out);
-	memcpy(digest, out, LANE_DIGEST_SIZE);
+	uint64_t a = 0x9e3779b97f4a7c15ULL ^ job->chunk_len, b = job->is_source ? 0x5fULL : 0xbcULL;
+	const unsigned char *p = (const unsigned char *)job->chunk;
+	size_t n = job->chunk_len;
+	for (; n >= 8; p += 8, n -= 8) {
+		uint64_t w;
+		memcpy(&w, p, 8);
+		a = text_mix64(a ^ w);
+		b = text_mix64(b + w + 0x632be59bd9b4e019ULL);
+	}
+	uint64_t tail = 0;
+	memcpy(&tail, p, n);
+	a = text_mix64(a ^ tail ^ ((uint64_t)n << 56));
+	b = text_mix64(b + tail + 1);
+	memcpy(digest, &a, 8);
+	memcpy(digest + 8, &b, 8);
 }
 
 int
@@ -149,7 +173,13 @@ lane_run_loaded(struct vm *vm, struct vm_outcome *out, int64_t *run_ns)
 		return LANE_HAND_OFF;	/* its deadline passed: the pool says so */
 	}
 	soft_stop_sent = 0;
-	arm_at(limit);
+	stop_at_ns = limit;
+	/* Armed for later than this job's stop (or not at all): arm now.
+	 * Armed for earlier: it fires, sees this job's time, re-arms. */
+	if (armed_ns == 0 || armed_ns > limit) {
+		armed_ns = limit;
+		arm_at(limit);
+	}
 	job_running = 1;
 	vm_run_loaded(vm, out);
 	job_running = 0;

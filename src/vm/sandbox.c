@@ -33,6 +33,10 @@
  *                      refused with EPERM (libc probing for optional files)
  *   sigaltstack        -                   AddressSanitizer builds only: ASan
  *                                          reads it on every Lua error (unwinding)
+ *   readlink, ioctl:   AddressSanitizer builds only, refused with EPERM: a
+ *                      sanitizer report asks for the program's name and
+ *                      whether stderr is a terminal; killed there, the
+ *                      report would be lost
  *
  * Everything else kills the process: no new files or sockets, no
  * ptrace, no clone/fork/execve, no kill/tgkill (the deadline timer
@@ -78,11 +82,11 @@
  *                                          supervisor travels in a memfd (front_forward.c)
  *   and the worker's own list: memory, timer_settime, rt_sigreturn (the lane's
  *   deadline and SIGTERM), the clocks, getpid, futex, exit, exit_group, the
- *   file calls refused with EPERM, sigaltstack under ASan.
+ *   file calls refused with EPERM, and the ASan lines.
  *
  * Everything else kills a front too: no socket, connect, bind, listen or
  * accept (the supervisor accepts), no open, no execve/clone/fork, no
- * kill, ptrace, prctl, ioctl.
+ * kill, ptrace, prctl, ioctl (EPERM under ASan).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -182,8 +186,12 @@
 #else
 #define ALLOW_TIME
 #endif
-#if SANDBOX_UNDER_ASAN
-#define ALLOW_ASAN ALLOW(SYS_sigaltstack),
+#if SANDBOX_UNDER_ASAN && defined(SYS_readlink)
+/* sigaltstack: read on every Lua error.  A report (its program name, its
+ * terminal check) must not be cut short by a kill: EPERM for those. */
+#define ALLOW_ASAN ALLOW(SYS_sigaltstack), REFUSE(SYS_readlink), REFUSE(SYS_ioctl),
+#elif SANDBOX_UNDER_ASAN
+#define ALLOW_ASAN ALLOW(SYS_sigaltstack), REFUSE(SYS_ioctl),
 #else
 #define ALLOW_ASAN
 #endif
