@@ -200,7 +200,11 @@ static void
 handle(struct front_req *req, const char *url)
 {
 	if (req->too_large) {
-		front_answer_problem(req, "payload_too_large", "the request body is larger than max_body_bytes");
+		char detail[64];
+		snprintf(detail, sizeof(detail), "the body is larger than %zu bytes",
+		    F.o.max_body_bytes);
+		front_answer_problem(req, "payload_too_large", detail);
+		buffer_append(&req->resp_headers, "Connection\0close", 17);
 		return;
 	}
 	/* The decoder wants the text NUL-terminated; the body has a spare byte. */
@@ -245,8 +249,10 @@ start_reading(struct front_req *req)
 	const char *cl = MHD_lookup_connection_value(req->mhd, MHD_HEADER_KIND, "Content-Length");
 	unsigned long long n = cl ? strtoull(cl, NULL, 10) : 0;
 	if (n > F.o.max_body_bytes) {
-		req->too_large = 1;	/* answered once the body is skipped, as the supervisor does */
-		return MHD_YES;
+		char detail[64];
+		snprintf(detail, sizeof(detail), "the body is larger than %zu bytes",
+		    F.o.max_body_bytes);
+		return refuse_early(req, "payload_too_large", detail);
 	}
 	if (n > 0) {
 		if (charge(req, (size_t)n + 1) == -1) {
