@@ -176,6 +176,18 @@ hand_off(struct front_req *req, const char *url)
 	req->suspended = 1;
 }
 
+/* What the pool's answer says of the chunk: its run time, except that a
+ * job stopped at its deadline (504; a hard stop reports no run time) or
+ * one whose worker died (5xx) is long whatever the numbers say. */
+static void
+learn_from_pool(struct front_req *req)
+{
+	if (req->status >= 500)
+		front_set_observe(req->digest, (double)F.o.fast_lane_ms);
+	else if (req->run_ms >= 0)
+		front_set_observe(req->digest, req->run_ms);
+}
+
 static void
 on_handoff_ready(struct front_req *req)
 {
@@ -187,8 +199,8 @@ on_handoff_ready(struct front_req *req)
 	req->conn->req = NULL;
 	if (rc == -1)
 		front_answer_problem(req, "internal_error", "the supervisor gave no answer");
-	else if (req->eligible && req->run_ms >= 0)
-		front_set_observe(req->digest, req->run_ms);
+	else if (req->eligible)
+		learn_from_pool(req);
 	if (req->suspended) {
 		req->suspended = 0;
 		MHD_resume_connection(req->mhd);
