@@ -1,8 +1,9 @@
 /*
- * sandbox.h - locking the worker process down after its VM is built:
- * no descriptors but stdio and its socket, PR_SET_PDEATHSIG,
+ * sandbox.h - locking a worker or a front process down after its VM is
+ * built: no descriptors but stdio and its socket, PR_SET_PDEATHSIG,
  * PR_SET_NO_NEW_PRIVS and a seccomp filter that allows only the system
- * calls a running job needs (memory, its socket, its timer, exit).
+ * calls a running job needs (memory, its socket, its timer, exit), and
+ * for a front those of serving HTTP on the connections it is dealt.
  */
 #ifndef SANDBOX_H
 #define SANDBOX_H
@@ -30,7 +31,9 @@ int sandbox_tie_to_parent(pid_t parent);
 void sandbox_close_other_fds(int keep);
 /* NO_NEW_PRIVS + the seccomp filter.  -1 with errno on failure. */
 int sandbox_enter(void);
-/* The same for a front (luapool-front): its own, wider list. */
+/* The same for a front (luapool-front): its own, wider list (sandbox.c).
+ * Call it once its HTTP server and epoll set exist: no socket, epoll set
+ * or file can be made after it. */
 int sandbox_enter_front(void);
 /*
  * For a worker started as root: no supplementary groups, gid and uid
