@@ -1,6 +1,7 @@
 # luapoold - build, test, install.
 #
-#   make              build/luapoold, build/luapool-worker, build/libluapool.a
+#   make              build/luapoold, build/luapool-worker, build/luapool-front,
+#                     build/libluapool.a
 #   make run          install missing packages, build, serve conf/luapoold.conf
 #   make check        install missing packages, unit + integration tests,
 #                     then the same under ASan+UBSan and the pool under TSan
@@ -319,6 +320,7 @@ install: package
 	        $(DESTDIR)$(DOCDIR)
 	install -m 755 $(BUILD)/luapoold $(DESTDIR)$(BINDIR)/luapoold
 	install -m 755 $(BUILD)/luapool-worker $(DESTDIR)$(LIBEXECDIR)/luapool-worker
+	install -m 755 $(BUILD)/luapool-front $(DESTDIR)$(LIBEXECDIR)/luapool-front
 	install -m 644 $(BUILD)/libluapool.a $(DESTDIR)$(LIBDIR)/libluapool.a
 	install -m 755 $(BUILD)/$(SOFILE) $(DESTDIR)$(LIBDIR)/$(SOFILE)
 	ln -sf $(SOFILE) $(DESTDIR)$(LIBDIR)/$(SONAME)
@@ -336,6 +338,7 @@ install: package
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/luapoold $(DESTDIR)$(LIBEXECDIR)/luapool-worker \
+	      $(DESTDIR)$(LIBEXECDIR)/luapool-front \
 	      $(DESTDIR)$(LIBDIR)/libluapool.a $(DESTDIR)$(LIBDIR)/$(SOFILE) \
 	      $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libluapool.so \
 	      $(DESTDIR)$(PKGCONFIGDIR)/luapool.pc $(DESTDIR)$(INCLUDEDIR)/luapool.h \

@@ -21,7 +21,8 @@ if ! make -s BUILD="$build" DESTDIR="$dest" PREFIX=$prefix install >"$tmp/make.l
 	cat "$tmp/make.log"; echo "install: FAILED: make install"; exit 1
 fi
 lib=$dest$prefix/lib
-for f in bin/luapoold libexec/luapoold/luapool-worker include/luapool.h \
+for f in bin/luapoold libexec/luapoold/luapool-worker libexec/luapoold/luapool-front \
+    include/luapool.h \
     lib/libluapool.a lib/libluapool.so.1.0.0 lib/pkgconfig/luapool.pc \
     share/man/man8/luapoold.8 share/man/man5/luapoold.conf.5 \
     lib/systemd/system/luapoold.service share/doc/luapoold/openapi.yaml \

@@ -459,32 +459,16 @@ take_connections(void)
 {
 	for (int round = 0; round < 64; round++) {
 		struct front_msg m;
-		struct iovec iov = { .iov_base = &m, .iov_len = sizeof(m) };
-		union {
-			char buf[CMSG_SPACE(sizeof(int) * FRONT_FDS_MAX)];
-			struct cmsghdr align;
-		} u;
-		struct msghdr msg = {
-			.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-			.msg_controllen = sizeof(u.buf),
-		};
-		ssize_t n = recvmsg(FRONT_CONTROL_FD, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-		if (n == 0)
-			return -1;
-		if (n == -1)
-			return errno == EAGAIN || errno == EINTR ? 0 : -1;
-		for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-			if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-				continue;
-			size_t nfds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-			for (size_t i = 0; i < nfds; i++) {
-				int fd;
-				memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(fd));
-				if (n == (ssize_t)sizeof(m) && m.type == FRONT_MSG_CONNECTION && i == 0)
-					serve_connection(fd);
-				else
-					close(fd);
-			}
+		int fds[FRONT_FDS_MAX];
+		unsigned n;
+		int rc = front_forward_receive(&m, fds, &n);
+		if (rc <= 0)
+			return rc;
+		for (unsigned i = 0; i < n; i++) {
+			if (m.type == FRONT_MSG_CONNECTION && i == 0)
+				serve_connection(fds[i]);
+			else
+				close(fds[i]);
 		}
 	}
 	return 0;

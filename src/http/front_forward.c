@@ -431,34 +431,52 @@ replay(struct front_conn *c)
 	close(memfd);
 }
 
+int
+front_forward_receive(struct front_msg *m, int *fds, unsigned *nfds)
+{
+	struct iovec iov = { .iov_base = m, .iov_len = sizeof(*m) };
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * FRONT_FDS_MAX)];
+		struct cmsghdr align;
+	} u;
+	struct msghdr msg = {
+		.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+		.msg_controllen = sizeof(u.buf),
+	};
+	*nfds = 0;
+	ssize_t n = recvmsg(FRONT_CONTROL_FD, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	if (n == 0)
+		return -1;
+	if (n == -1)
+		return errno == EAGAIN || errno == EINTR ? 0 : -1;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		unsigned k = (unsigned)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+		for (unsigned i = 0; i < k; i++) {
+			int fd;
+			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(fd));
+			if (*nfds < FRONT_FDS_MAX)
+				fds[(*nfds)++] = fd;
+			else
+				close(fd);
+		}
+	}
+	if (n != (ssize_t)sizeof(*m))
+		m->type = 0;	/* not one of ours: its descriptors are the caller's to close */
+	return 1;
+}
+
 /* Connections the supervisor dealt that this front never took (they wait
  * in the control socket): back to it.  Async-signal-safe. */
 void
 front_forward_adopt_undelivered(void)
 {
-	for (int round = 0; round < 1024; round++) {
-		struct front_msg m;
-		struct iovec iov = { .iov_base = &m, .iov_len = sizeof(m) };
-		union {
-			char buf[CMSG_SPACE(sizeof(int) * FRONT_FDS_MAX)];
-			struct cmsghdr align;
-		} u;
-		struct msghdr msg = {
-			.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-			.msg_controllen = sizeof(u.buf),
-		};
-		ssize_t n = recvmsg(FRONT_CONTROL_FD, &msg, MSG_DONTWAIT);
-		if (n <= 0)
-			return;
-		for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-			if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-				continue;
-			unsigned nfds = (unsigned)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-			int fds[FRONT_FDS_MAX];
-			memcpy(fds, CMSG_DATA(c), nfds * sizeof(int));
-			adopt(fds, nfds);
-		}
-	}
+	struct front_msg m;
+	int fds[FRONT_FDS_MAX];
+	unsigned n;
+	for (int round = 0; round < 1024 && front_forward_receive(&m, fds, &n) == 1; round++)
+		adopt(fds, n);
 }
 
 void

@@ -14,6 +14,7 @@
 #include <microhttpd.h>
 
 #include "common/buffer.h"
+#include "common/front_proto.h"
 
 
 /* Where a connection is, for the hand-over when the process must die. */
@@ -105,6 +106,10 @@ int front_forward_io(struct front_req *req, int epfd);
 void front_forward_end(struct front_req *req, int epfd);
 /* Hands every idle connection on the list to the supervisor (drain). */
 void front_forward_adopt_idle(struct front_conn *head);
+/* One message from the supervisor, if any: 1 with *m and its descriptors
+ * (m->type 0 when it was no struct front_msg), 0 when none waits, -1 when
+ * the supervisor is gone.  Async-signal-safe. */
+int front_forward_receive(struct front_msg *m, int *fds, unsigned *nfds);
 /* Gives back the connections dealt but not taken yet (in the control
  * socket). */
 void front_forward_adopt_undelivered(void);

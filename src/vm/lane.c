@@ -16,6 +16,7 @@
 
 #include "common/frame.h"
 #include "common/text.h"
+#include "vm/deadline_timer.h"
 #include "vm/lane.h"
 #include "vm/vm_request.h"
 
@@ -34,17 +35,6 @@ static volatile int64_t job_deadline_ns;
 static volatile int64_t stop_at_ns, armed_ns;
 
 static void
-arm_at(int64_t when_ns)
-{
-	struct itimerspec its = { 0 };
-	if (when_ns > 0) {
-		its.it_value.tv_sec = when_ns / 1000000000;
-		its.it_value.tv_nsec = when_ns % 1000000000;
-	}
-	timer_settime(lane_timer, TIMER_ABSTIME, &its, NULL);
-}
-
-static void
 on_alarm(int sig)
 {
 	(void)sig;
@@ -54,14 +44,14 @@ on_alarm(int sig)
 	int saved_errno = errno;
 	if (!soft_stop_sent && frame_now_ns() < stop_at_ns) {
 		armed_ns = stop_at_ns;	/* armed for an earlier job */
-		arm_at(stop_at_ns);
+		deadline_timer_arm(lane_timer, stop_at_ns);
 		errno = saved_errno;
 		return;
 	}
 	if (!soft_stop_sent) {
 		soft_stop_sent = 1;
 		vm_interrupt(lane_vm);
-		arm_at(frame_now_ns() + grace_ns);
+		deadline_timer_arm(lane_timer, frame_now_ns() + grace_ns);
 		errno = saved_errno;
 		return;
 	}
@@ -84,18 +74,7 @@ lane_prepare(struct vm *vm, const struct lane_options *o, void (*last_words)(voi
 	lane_last_words = last_words;
 	grace_ns = (int64_t)o->grace_ms * 1000000;
 	vm_on_lua_done(vm, lua_returned);
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_alarm;
-	sigemptyset(&sa.sa_mask);
-	sa.sa_flags = SA_RESTART;
-	if (sigaction(SIGALRM, &sa, NULL) == -1)
-		return -1;
-	struct sigevent sev;
-	memset(&sev, 0, sizeof(sev));
-	sev.sigev_notify = SIGEV_SIGNAL;
-	sev.sigev_signo = SIGALRM;
-	return timer_create(CLOCK_MONOTONIC, &sev, &lane_timer);
+	return deadline_timer_create(on_alarm, &lane_timer);
 }
 
 int64_t
@@ -178,7 +157,7 @@ lane_run_loaded(struct vm *vm, struct vm_outcome *out, int64_t *run_ns)
 	 * Armed for earlier: it fires, sees this job's time, re-arms. */
 	if (armed_ns == 0 || armed_ns > limit) {
 		armed_ns = limit;
-		arm_at(limit);
+		deadline_timer_arm(lane_timer, limit);
 	}
 	job_running = 1;
 	vm_run_loaded(vm, out);

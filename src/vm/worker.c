@@ -25,6 +25,7 @@
 
 #include "common/frame.h"
 #include "common/log.h"
+#include "vm/deadline_timer.h"
 #include "vm/vm_request.h"
 #include "vm/vm_require.h"
 #include "vm/worker.h"
@@ -50,17 +51,6 @@ static struct buffer module_in;
 #define MODULE_BUFFER_KEEP ((size_t)1 << 20)
 
 static void
-arm_timer_at(int64_t when_ns)
-{
-	struct itimerspec its = { 0 };
-	if (when_ns > 0) {
-		its.it_value.tv_sec = when_ns / 1000000000;
-		its.it_value.tv_nsec = when_ns % 1000000000;
-	}
-	timer_settime(deadline_timer, TIMER_ABSTIME, &its, NULL);
-}
-
-static void
 on_deadline(int sig)
 {
 	(void)sig;
@@ -70,7 +60,7 @@ on_deadline(int sig)
 		int saved_errno = errno;	/* the job may be between a call and its check */
 		soft_stop_sent = 1;
 		vm_interrupt(deadline_vm);
-		arm_timer_at(frame_now_ns() + grace_ns);
+		deadline_timer_arm(deadline_timer, frame_now_ns() + grace_ns);
 		errno = saved_errno;
 		return;
 	}
@@ -92,18 +82,7 @@ worker_prepare_deadlines(struct vm *vm)
 {
 	deadline_vm = vm;
 	vm_on_lua_done(vm, lua_finished);
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_deadline;
-	sigemptyset(&sa.sa_mask);
-	sa.sa_flags = SA_RESTART;
-	if (sigaction(SIGALRM, &sa, NULL) == -1)
-		return -1;
-	struct sigevent sev;
-	memset(&sev, 0, sizeof(sev));
-	sev.sigev_notify = SIGEV_SIGNAL;
-	sev.sigev_signo = SIGALRM;
-	return timer_create(CLOCK_MONOTONIC, &sev, &deadline_timer);
+	return deadline_timer_create(on_deadline, &deadline_timer);
 }
 
 static void
@@ -253,7 +232,7 @@ run_job(struct vm *vm, const struct frame_header *h, const char *payload,
 	int64_t cpu_start = req.usage ? thread_cpu_ns() : 0;
 	/* Re-arm before marking the job running: a signal from the previous
 	 * job's timer arrives by the end of timer_settime and finds no job. */
-	arm_timer_at(deadline);
+	deadline_timer_arm(deadline_timer, deadline);
 	job_running = 1;
 	vm_run_loaded(vm, out);
 	/* The timer stays armed: if it fires between jobs the handler sees
