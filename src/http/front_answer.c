@@ -115,7 +115,7 @@ front_answer_problem(struct front_req *req, const char *code, const char *detail
 	buffer_append(&req->resp_headers, "Content-Type\0application/problem+json", 38);
 	buffer_append(&req->resp_headers, "X-Request-Id", 13);
 	buffer_append(&req->resp_headers, req->request_id, strlen(req->request_id) + 1);
-	if (strcmp(code, "overloaded") == 0)
+	if (strcmp(code, "overloaded") == 0 || strcmp(code, "shutting_down") == 0)
 		buffer_append(&req->resp_headers, "Retry-After\0" "1", 14);
 	req->status = (unsigned)problem_status(code);
 	req->ready = 1;

@@ -14,12 +14,15 @@
 #include <microhttpd.h>
 
 #include "common/frame.h"
+#include "common/log.h"
 #include "http/front_internal.h"
 
 #define SWEEP_EVERY_NS (100 * 1000000LL)
+#define LOG_EVERY_NS (10 * 1000000000LL)
 
 static size_t budget, held;
-static int64_t read_timeout_ns, next_sweep_ns;
+static int64_t read_timeout_ns, next_sweep_ns, logged_ns;
+static unsigned closed_unlogged;
 
 void
 front_limits_init(size_t inflight_budget, unsigned read_timeout_s)
@@ -107,5 +110,14 @@ front_limits_sweep(struct front_conn *head)
 			/* libmicrohttpd sees the socket fail and closes it. */
 			shutdown(c->fd, SHUT_RDWR);
 			c->read_deadline_ns = 0;
+			closed_unlogged++;
 		}
+	/* The supervisor's words, so one grep finds both. */
+	if (closed_unlogged && now - logged_ns >= LOG_EVERY_NS) {
+		log_warn("closed %u connection%s that did not send a whole request within %lld s "
+		    "(request_read_timeout_s)", closed_unlogged, closed_unlogged == 1 ? "" : "s",
+		    (long long)(read_timeout_ns / 1000000000));
+		logged_ns = now;
+		closed_unlogged = 0;
+	}
 }
