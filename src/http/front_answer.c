@@ -123,9 +123,28 @@ front_answer_problem(struct front_req *req, const char *code, const char *detail
 	observe(METRICS_ROUTE_OTHER, req->status, req);
 }
 
+/* A lane answer: copied once, by libmicrohttpd, from the lane's buffer. */
+static enum MHD_Result
+queue_lane_answer(struct front_req *req)
+{
+	struct MHD_Response *resp = MHD_create_response_from_buffer(req->lane_body->len,
+	    req->lane_body->data, MHD_RESPMEM_MUST_COPY);
+	req->lane_body = NULL;
+	if (resp == NULL)
+		return MHD_NO;
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	MHD_add_response_header(resp, "X-Request-Id", req->request_id);
+	MHD_add_response_header(resp, "Server-Timing", req->timing);
+	enum MHD_Result ret = MHD_queue_response(req->mhd, req->status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
 enum MHD_Result
 front_answer_queue(struct front_req *req)
 {
+	if (req->lane_body != NULL)
+		return queue_lane_answer(req);
 	struct MHD_Response *resp = MHD_create_response_from_buffer(req->resp_len,
 	    req->resp_body ? req->resp_body : (void *)(uintptr_t)"", req->resp_body ?
 	    MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
@@ -148,25 +167,10 @@ front_answer_queue(struct front_req *req)
 void
 front_answer_ok(struct front_req *req, const struct buffer *body, double run_ms)
 {
-	req->resp_body = malloc(body->len ? body->len : 1);
-	if (req->resp_body == NULL)
-		return;		/* the supervisor answers it */
-	memcpy(req->resp_body, body->data, body->len);
-	req->resp_len = body->len;
+	req->lane_body = body;
 	take_request_id(req);
-	char timing[64] = "queue;dur=0.000, run;dur=";
-	*text_put_milliseconds(timing + 25, run_ms) = '\0';
-	buffer_reset(&req->resp_headers);
-	int bad = buffer_append(&req->resp_headers, "Content-Type\0application/json", 30) |
-	    buffer_append(&req->resp_headers, "X-Request-Id", 13) |
-	    buffer_append(&req->resp_headers, req->request_id, strlen(req->request_id) + 1) |
-	    buffer_append(&req->resp_headers, "Server-Timing", 14) |
-	    buffer_append(&req->resp_headers, timing, strlen(timing) + 1);
-	if (bad) {
-		free(req->resp_body);
-		req->resp_body = NULL;
-		return;
-	}
+	memcpy(req->timing, "queue;dur=0.000, run;dur=", 25);
+	*text_put_milliseconds(req->timing + 25, run_ms) = '\0';
 	req->status = 200;
 	req->run_ms = run_ms;
 	req->ready = 1;

@@ -68,6 +68,10 @@ struct front_req {
 	size_t resp_len;
 	struct buffer resp_headers;	/* "Name\0Value\0" pairs */
 	double run_ms;			/* < 0: no job ran */
+	/* A lane answer: the lane's buffer (valid until the answer is queued,
+	 * right after the run) and its Server-Timing. */
+	const struct buffer *lane_body;
+	char timing[48];
 };
 
 #define FRONT_DEADLINE_DIGITS 10
@@ -77,7 +81,8 @@ struct front_req {
 void front_answer_init(uint64_t id_seed);
 /* A problem answer for code (problem.c), with the request's id. */
 void front_answer_problem(struct front_req *req, const char *code, const char *detail);
-/* The OK answer of a lane job: body is its JSON. */
+/* The OK answer of a lane job: body is its JSON, which must stay as it is
+ * until front_answer_queue. */
 void front_answer_ok(struct front_req *req, const struct buffer *body, double run_ms);
 /* Queues req's answer on its connection. */
 enum MHD_Result front_answer_queue(struct front_req *req);

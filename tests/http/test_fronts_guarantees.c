@@ -1,0 +1,621 @@
+/*
+ * test_fronts_guarantees.c - the supervisor's guarantees kept through
+ * fronts (issue 11), with the real luapoold started with front_workers = 1
+ * on 127.0.0.1 (tests/support/apitest.h) and driven over real HTTP, as in
+ * test_fronts_daemon.c: a chunk short for a small context that runs out
+ * of heap in the lane is answered memory_limit_exceeded by the pool, and
+ * the front keeps serving; crafted bytecode is refused by the verifier
+ * beside a valid chunk the lane runs; ambiguous framing is refused by the
+ * front itself, which then closes; a SIGHUP that changes the token and
+ * fast_lane_ms replaces the fronts without losing a request and ends the
+ * old ones; an idle connection is closed at request_read_timeout_s while
+ * another is served.  Every wait is a bounded poll.
+ *
+ * A lane answer is told from a pool answer by its Server-Timing
+ * ("queue;dur=0.000, ..."); an answer the front writes itself, by the
+ * supervisor's access log, which has a line for every request it serves
+ * (a handed-on one included) and none for the front's own answers.
+ */
+#include <check.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "support/apitest.h"
+#include "support/httpc.h"
+#include "support/server.h"
+#include "support/support.h"
+#include "vm/bcverify.h"
+
+#define FRONT_COMM		"luapool-front"
+#define FRONTS_MAX		8
+#define LANE_TIMING		"queue;dur=0.000,"
+#define TRAIN_MAX		20	/* requests a chunk may take to reach the lane */
+#define BODY_MAX		1024
+#define MEMORY_ERRORS		"luapoold_jobs_total{status=\"memory_limit_exceeded\"}"
+
+#define ADD_SOURCE		"return 1 + ctx.n"
+/* Short for a small context; past any small heap for a big one, long
+ * before a generous deadline or the lane's limit. */
+#define HEAP_SOURCE \
+	"if ctx.big then local t = {} for i = 1, 1e8 do t[i] = i end end return 1"
+
+/* Requests (as in test_fronts_daemon.c) ------------------------------------ */
+
+static const char *
+exec_body(char *buf, const char *source, const char *context, unsigned timeout_ms)
+{
+	int n = snprintf(buf, BODY_MAX, "{\"source\":\"%s\",\"context\":%s,\"timeout_ms\":%u}",
+	    source, context, timeout_ms ? timeout_ms : 5000);
+	ck_assert(n > 0 && n < BODY_MAX);
+	return buf;
+}
+
+static int
+connect_at(int line)
+{
+	int fd = httpc_connect(apitest_server.port, HTTPC_TIMEOUT_MS);
+	ck_assert_msg(fd != -1, "line %d: cannot connect to port %u", line, apitest_server.port);
+	return fd;
+}
+#define connect_to_daemon() connect_at(__LINE__)
+
+/* The supervisor's log, for a failure message; the caller frees. */
+#define LOG() server_log(&apitest_server)
+
+static void
+exchange_at(int line, int fd, const char *method, const char *path, const char *headers,
+    const char *body, struct httpc_response *r)
+{
+	ck_assert_msg(httpc_send_request(fd, method, path, headers, body,
+	    body ? strlen(body) : 0) == 0, "line %d: cannot send %s %s", line, method, path);
+	if (httpc_read_response(fd, r) == -1)
+		ck_abort_msg("line %d: %s %s got no HTTP answer (%s); log:\n%s", line, method, path,
+		    errno ? strerror(errno) : "closed", LOG());
+}
+#define exchange(fd, m, p, h, b, r) exchange_at(__LINE__, fd, m, p, h, b, r)
+
+static int
+from_lane(const struct httpc_response *r)
+{
+	const char *timing = httpc_header(r, "Server-Timing");
+	return timing && strncmp(timing, LANE_TIMING, strlen(LANE_TIMING)) == 0;
+}
+
+/* Posts body on fd until an answer comes from the lane (at most TRAIN_MAX
+ * requests), each 200 with `result`. */
+static void
+train_at(int line, int fd, const char *headers, const char *body, const char *result)
+{
+	char all[512];
+	snprintf(all, sizeof(all), JSON_HEADERS "%s", headers ? headers : "");
+	for (int i = 0; i < TRAIN_MAX; i++) {
+		struct httpc_response r;
+		exchange_at(line, fd, "POST", "/v1/exec", all, body, &r);
+		apitest_expect_json_at(line, &r, 200, result);
+		int lane = from_lane(&r);
+		httpc_response_free(&r);
+		if (lane)
+			return;
+	}
+	ck_abort_msg("line %d: no lane answer in %d requests of %s", line, TRAIN_MAX, body);
+}
+#define train(fd, h, b, res) train_at(__LINE__, fd, h, b, res)
+
+/* The daemon's state ------------------------------------------------------- */
+
+static double
+metric_at(int line, const char *series)
+{
+	struct httpc_response r;
+	apitest_ask_at(line, "GET", "/metrics", NULL, NULL, &r);
+	ck_assert_msg(r.status == 200, "line %d: /metrics answered %d", line, r.status);
+	double value = 0;
+	size_t n = strlen(series);
+	for (const char *p = r.body; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+		if (strncmp(p, series, n) == 0 && p[n] == ' ') {
+			value = strtod(p + n + 1, NULL);
+			break;
+		}
+	}
+	httpc_response_free(&r);
+	return value;
+}
+#define metric(s) metric_at(__LINE__, s)
+
+/* Polls until the daemon has exactly `count` fronts, none of them
+ * `not_this` (0: any); returns the first one's pid. */
+static pid_t
+wait_for_fronts_at(int line, int count, pid_t not_this)
+{
+	int64_t deadline = support_now_ms() + WAIT_MS;
+	pid_t pids[FRONTS_MAX];
+	for (;;) {
+		int n = support_children(apitest_server.pid, FRONT_COMM, pids, FRONTS_MAX);
+		int fresh = n == count;
+		for (int i = 0; fresh && i < n; i++)
+			fresh = pids[i] != not_this;
+		if (fresh)
+			return pids[0];
+		ck_assert_msg(support_now_ms() < deadline, "line %d: %d fronts (wanted %d, "
+		    "not pid %d); log:\n%s", line, n, count, (int)not_this, LOG());
+		usleep(POLL_STEP_US);
+	}
+}
+#define only_front() wait_for_fronts_at(__LINE__, 1, 0)
+
+/* How many lines of the log hold `text`. */
+static int
+log_count(const char *text)
+{
+	char *log = LOG();
+	int n = 0;
+	for (const char *p = log; (p = strstr(p, text)) != NULL; p += strlen(text))
+		n++;
+	free(log);
+	return n;
+}
+
+/* Starts apitest_server with two workers, one front, fast_lane_ms, then
+ * `extra` (NULL-terminated, may be NULL). */
+static void
+start_with_a_front(unsigned fast_lane_ms, const char *const *extra)
+{
+	static char lane_ms[16];
+	const char *options[SERVER_MAX_OPTIONS + 1] = {
+		"--workers", "2", "--front-workers", "1", "--fast-lane-ms", lane_ms,
+	};
+	size_t n = 6;
+	snprintf(lane_ms, sizeof(lane_ms), "%u", fast_lane_ms);
+	for (size_t i = 0; extra && extra[i]; i++) {
+		ck_assert(n < SERVER_MAX_OPTIONS);
+		options[n++] = extra[i];
+	}
+	options[n] = NULL;
+	apitest_start(options);
+}
+
+/* 1. The heap limit in the lane ------------------------------------------- */
+
+START_TEST(a_lane_job_past_the_heap_limit_should_get_422_from_the_pool)
+{
+	static const char *const small_heap[] = { "--memory-limit-mb", "16", NULL };
+	/* A lane limit of 500 ms: the heap runs out long before. */
+	start_with_a_front(500, small_heap);
+	char body[BODY_MAX];
+	int fd = connect_to_daemon(), other = connect_to_daemon();
+	struct httpc_response r;
+	exchange(other, "GET", "/healthz", NULL, NULL, &r);
+	expect_json(&r, 200, NULL);
+	httpc_response_free(&r);
+	train(fd, NULL, exec_body(body, HEAP_SOURCE, "{\"big\":false}", 10000), "{\"result\":1}");
+
+	double errors_before = metric(MEMORY_ERRORS);
+	exchange(fd, "POST", "/v1/exec", JSON_HEADERS, exec_body(body, HEAP_SOURCE,
+	    "{\"big\":true}", 10000), &r);
+	cJSON *doc = parse_problem(&r, 422, "memory_limit_exceeded");
+	cJSON_Delete(doc);
+	ck_assert_msg(!from_lane(&r), "Server-Timing %s", httpc_header(&r, "Server-Timing"));
+	int closes = httpc_closes(&r);
+	httpc_response_free(&r);
+	/* The pool ran it once: the lane's failed run is not counted there. */
+	ck_assert_int_eq((int)(metric(MEMORY_ERRORS) - errors_before), 1);
+
+	/* The front (or the one that replaced it) still answers, on the
+	 * same connection and on the one it held meanwhile. */
+	if (closes) {
+		close(fd);
+		fd = connect_to_daemon();
+	}
+	exchange(fd, "POST", "/v1/exec", JSON_HEADERS, exec_body(body, HEAP_SOURCE,
+	    "{\"big\":false}", 10000), &r);
+	expect_json(&r, 200, "{\"result\":1}");
+	httpc_response_free(&r);
+	exchange(other, "POST", "/v1/exec", JSON_HEADERS, HELLO_BODY, &r);
+	expect_json(&r, 200, HELLO_RESULT);
+	httpc_response_free(&r);
+	only_front();
+	int fresh = connect_to_daemon();
+	train(fresh, NULL, exec_body(body, HEAP_SOURCE, "{\"big\":false}", 10000),
+	    "{\"result\":1}");
+	close(fresh);
+	close(other);
+	close(fd);
+}
+END_TEST
+
+/* 2. The bytecode verifier ------------------------------------------------- */
+
+/* `luajit -b` of source, into the scratch directory; caller frees. */
+static unsigned char *
+luajit_compile(const char *source, size_t *len)
+{
+	char src[96], out[96], luajit[] = "/usr/bin/luajit", flag[] = "-b";
+	snprintf(src, sizeof(src), "%s/chunk.lua", apitest_scratch);
+	snprintf(out, sizeof(out), "%s/chunk.luac", apitest_scratch);
+	ck_assert_int_eq(support_write_file(src, source, strlen(source)), 0);
+	char *argv[] = { luajit, flag, src, out, NULL };
+	int status;
+	char *o, *e;
+	ck_assert_int_eq(support_run(argv, 10000, &status, &o, &e), 0);
+	ck_assert_msg(status == 0, "luajit -b failed: %s", e ? e : "");
+	free(o);
+	free(e);
+	unsigned char *bc = (unsigned char *)support_read_file(out, len);
+	ck_assert_ptr_nonnull(bc);
+	return bc;
+}
+
+static int
+opcode_named(const char *name)
+{
+	for (unsigned op = 0; op < 256; op++) {
+		const char *n = bcverify_opname(op);
+		if (n && strcmp(n, name) == 0)
+			return (int)op;
+	}
+	ck_abort_msg("no opcode %s", name);
+	return -1;
+}
+
+/* {"bytecode": ...} of a chunk whose KNUM reads constant 6001 of 1
+ * (tests/vm/test_trust.c); cJSON_free it. */
+static char *
+knum_past_the_constants(void)
+{
+	size_t len;
+	unsigned char *bc = luajit_compile("local x = 0.123456 return x", &len);
+	int knum = opcode_named("KNUM"), ret1 = opcode_named("RET1");
+	size_t at = 0;
+	for (size_t i = 0; i + 8 <= len; i++)
+		if (bc[i] == knum && bc[i + 1] == 0 && bc[i + 2] == 0 && bc[i + 3] == 0 &&
+		    bc[i + 4] == ret1 && bc[i + 5] == 0 && bc[i + 6] == 2 && bc[i + 7] == 0)
+			at = i;
+	ck_assert_msg(at > 0, "KNUM not found");
+	bc[at + 2] = 6001 & 0xff;
+	bc[at + 3] = 6001 >> 8;
+	char *b64 = apitest_encode_base64(bc, len, 0, 1, 0);
+	char *body = apitest_hello_request("bytecode", b64);
+	free(b64);
+	free(bc);
+	return body;
+}
+
+START_TEST(crafted_bytecode_should_get_400_beside_a_chunk_in_the_lane)
+{
+	apitest_make_scratch_dir();
+	start_with_a_front(50, NULL);
+	char *hello_b64 = apitest_fixture_base64(HELLO_FIXTURE);
+	char *hello = apitest_hello_request("bytecode", hello_b64);
+	char *crashing_b64 = apitest_fixture_base64(SEGFAULT_FIXTURE);
+	char *crashing = apitest_hello_request("bytecode", crashing_b64);
+	char *knum = knum_past_the_constants();
+	pid_t front = only_front();
+	int fd = connect_to_daemon();
+	train(fd, NULL, hello, HELLO_RESULT);
+
+	struct httpc_response r;
+	for (int round = 0; round < 2; round++) {
+		exchange(fd, "POST", "/v1/exec", JSON_HEADERS, crashing, &r);
+		expect_problem(&r, 400, "invalid_bytecode");
+		ck_assert_msg(!httpc_closes(&r), "a refused chunk closed the connection");
+		httpc_response_free(&r);
+		exchange(fd, "POST", "/v1/exec", JSON_HEADERS, knum, &r);
+		cJSON *doc = parse_problem(&r, 400, "invalid_bytecode");
+		const char *detail = apitest_string_member(doc, "detail");
+		ck_assert_msg(detail && strstr(detail, "6001"), "detail: %s",
+		    detail ? detail : "(none)");
+		cJSON_Delete(doc);
+		httpc_response_free(&r);
+		/* The valid chunk is still the lane's. */
+		exchange(fd, "POST", "/v1/exec", JSON_HEADERS, hello, &r);
+		expect_json(&r, 200, HELLO_RESULT);
+		ck_assert_msg(from_lane(&r), "Server-Timing %s", httpc_header(&r, "Server-Timing"));
+		httpc_response_free(&r);
+	}
+	/* Neither the front nor a worker died of it. */
+	ck_assert_int_eq(only_front(), front);
+	ck_assert_int_eq(log_count("reap: front"), 0);
+	close(fd);
+	cJSON_free(knum);
+	cJSON_free(crashing);
+	cJSON_free(hello);
+	free(crashing_b64);
+	free(hello_b64);
+}
+END_TEST
+
+/* 3. Framing --------------------------------------------------------------- */
+
+#define EXEC_HEAD "POST /v1/exec HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+#define RETURN_1 "{\"source\":\"return 1\"}"	/* 21 bytes */
+#define ACCESS_400 "POST /v1/exec 400 "
+
+/* Sends request on a new connection; expects a 400 invalid_request with
+ * this detail, after which the connection is closed. */
+static void
+expect_framing_refused_at(int line, const char *request, const char *detail)
+{
+	int fd = connect_to_daemon();
+	ck_assert_int_eq(httpc_send(fd, request, strlen(request)), 0);
+	struct httpc_response r;
+	ck_assert_msg(httpc_read_response(fd, &r) == 0, "line %d: no answer", line);
+	cJSON *doc = apitest_problem_at(line, &r, 400, "invalid_request");
+	const char *given = apitest_string_member(doc, "detail");
+	ck_assert_msg(given && strcmp(given, detail) == 0, "line %d: detail %s", line,
+	    given ? given : "(none)");
+	cJSON_Delete(doc);
+	ck_assert_msg(httpc_closes(&r), "line %d: the answer keeps the connection", line);
+	httpc_response_free(&r);
+	char byte;
+	ssize_t n = recv(fd, &byte, 1, 0);
+	ck_assert_msg(n == 0 || (n == -1 && errno == ECONNRESET), "line %d: after the answer, "
+	    "recv %zd (%s)", line, n, n == -1 ? strerror(errno) : "data");
+	close(fd);
+}
+#define expect_framing_refused(req, d) expect_framing_refused_at(__LINE__, req, d)
+
+START_TEST(ambiguous_framing_should_be_refused_by_the_front_and_the_connection_closed)
+{
+	static const char *const access_log[] = { "--access-log", "yes", NULL };
+	start_with_a_front(50, access_log);
+	pid_t front = only_front();
+	expect_framing_refused(EXEC_HEAD "Content-Length: 21\r\nContent-Length: 99\r\n\r\n"
+	    RETURN_1, "Content-Length is given twice with different values");
+	expect_framing_refused(EXEC_HEAD "Content-Length: 21\r\nTransfer-Encoding: chunked\r\n\r\n"
+	    "15\r\n" RETURN_1 "\r\n0\r\n\r\n", "Content-Length and Transfer-Encoding are both given");
+	/* A 400 the supervisor writes (a request handed on): its access-log
+	 * line comes after any line of the two above. */
+	struct httpc_response r;
+	post_json("/v1/exec", "{\"source\":", &r);
+	expect_problem(&r, 400, "invalid_json");
+	httpc_response_free(&r);
+	int64_t deadline = support_now_ms() + WAIT_MS;
+	while (log_count(ACCESS_400) == 0 && support_now_ms() < deadline)
+		usleep(POLL_STEP_US);
+	ck_assert_msg(log_count(ACCESS_400) == 1, "the supervisor served a refused framing; "
+	    "log:\n%s", LOG());
+	ck_assert_int_eq(only_front(), front);
+	expect_hello_works();
+}
+END_TEST
+
+/* 4. SIGHUP ---------------------------------------------------------------- */
+
+#define TOKEN_A "token-a-0123456789"
+#define TOKEN_B "token-b-9876543210"
+#define BEARER_A "Authorization: Bearer " TOKEN_A "\r\n"
+#define BEARER_B "Authorization: Bearer " TOKEN_B "\r\n"
+#define RELOAD_CONNECTIONS 4
+#define RELOAD_ROUNDS_MS 1000
+#define SIGHUP_AT_MS 300
+
+static void
+write_config(const char *path, const char *token_file, unsigned fast_lane_ms)
+{
+	char text[512];
+	int n = snprintf(text, sizeof(text), "front_workers = 1\nfast_lane_ms = %u\n"
+	    "auth_token_file = %s\n", fast_lane_ms, token_file);
+	ck_assert_int_eq(support_write_file(path, text, (size_t)n), 0);
+}
+
+/* The status of one exec on a connection of its own. */
+static int
+status_with(const char *bearer, const char *body)
+{
+	char headers[256];
+	snprintf(headers, sizeof(headers), JSON_HEADERS "%s", bearer);
+	struct httpc_response r;
+	ask("POST", "/v1/exec", headers, body, &r);
+	int status = r.status;
+	httpc_response_free(&r);
+	return status;
+}
+
+/* Whether /proc/PID/cmdline has the argument `flag` followed by `value`. */
+static int
+started_with(pid_t pid, const char *flag, const char *value)
+{
+	char path[64];
+	size_t len = 0;
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	char *args = support_read_file(path, &len);
+	int found = 0;
+	for (size_t i = 0; args && i < len && !found; i += strlen(args + i) + 1)
+		found = strcmp(args + i, flag) == 0 && i + strlen(flag) + 1 < len &&
+		    strcmp(args + i + strlen(flag) + 1, value) == 0;
+	free(args);
+	return found;
+}
+
+START_TEST(sighup_should_replace_the_fronts_without_losing_a_request)
+{
+	char config[128], token_a[128], token_b[128], body[BODY_MAX];
+	apitest_make_scratch_dir();
+	snprintf(config, sizeof(config), "%s/luapoold.conf", apitest_scratch);
+	snprintf(token_a, sizeof(token_a), "%s/token-a", apitest_scratch);
+	snprintf(token_b, sizeof(token_b), "%s/token-b", apitest_scratch);
+	ck_assert_int_eq(support_write_file(token_a, TOKEN_A "\n", strlen(TOKEN_A) + 1), 0);
+	ck_assert_int_eq(support_write_file(token_b, TOKEN_B "\n", strlen(TOKEN_B) + 1), 0);
+	write_config(config, token_a, 50);
+	/* Only the file: options on the command line would win over it. */
+	const char *const options[] = { "--workers", "2", "-c", config, NULL };
+	apitest_start(options);
+	pid_t old = only_front();
+	exec_body(body, ADD_SOURCE, "{\"n\":1}", 0);
+	int fds[RELOAD_CONNECTIONS];
+	for (int i = 0; i < RELOAD_CONNECTIONS; i++) {
+		fds[i] = connect_to_daemon();
+		train(fds[i], BEARER_A, body, "{\"result\":2}");
+	}
+
+	/* One request on each connection per round, half of them with each
+	 * token, from before the SIGHUP to well after it. */
+	write_config(config, token_b, 80);
+	int64_t start = support_now_ms();
+	int hup_sent = 0, answers[2][2] = { { 0 } };	/* [token B][status 200] */
+	for (int round = 0; support_now_ms() - start < RELOAD_ROUNDS_MS; round++) {
+		if (!hup_sent && support_now_ms() - start >= SIGHUP_AT_MS) {
+			ck_assert_int_eq(kill(apitest_server.pid, SIGHUP), 0);
+			hup_sent = 1;
+		}
+		for (int i = 0; i < RELOAD_CONNECTIONS; i++)
+			ck_assert_msg(httpc_send_request(fds[i], "POST", "/v1/exec", (i + round) % 2 ?
+			    JSON_HEADERS BEARER_B : JSON_HEADERS BEARER_A, body, strlen(body)) == 0,
+			    "round %d: cannot send on connection %d", round, i);
+		for (int i = 0; i < RELOAD_CONNECTIONS; i++) {
+			struct httpc_response r;
+			if (httpc_read_response(fds[i], &r) == -1)
+				ck_abort_msg("round %d (%lld ms, SIGHUP %s): connection %d got no "
+				    "answer (%s); log:\n%s", round, (long long)(support_now_ms() -
+				    start), hup_sent ? "sent" : "not sent", i,
+				    errno ? strerror(errno) : "closed", LOG());
+			ck_assert_msg(r.status == 200 || r.status == 401, "round %d: connection %d "
+			    "got %d: %s", round, i, r.status, r.body);
+			answers[(i + round) % 2][r.status == 200]++;
+			if (httpc_closes(&r)) {
+				close(fds[i]);
+				fds[i] = connect_to_daemon();
+			}
+			httpc_response_free(&r);
+		}
+	}
+	ck_assert_msg(answers[0][1] > 0 && answers[1][1] > 0, "200s: %d with token A, %d with "
+	    "token B", answers[0][1], answers[1][1]);
+
+	/* Then B only, on new connections; the old front gone, the new one
+	 * started with the new fast_lane_ms. */
+	int64_t deadline = support_now_ms() + WAIT_MS;
+	int a = 0, b = 0;
+	while ((a = status_with(BEARER_A, body)) != 401 || (b = status_with(BEARER_B, body)) != 200) {
+		ck_assert_msg(support_now_ms() < deadline, "token A: %d, token B: %d", a, b);
+		usleep(POLL_STEP_US);
+	}
+	pid_t fresh = wait_for_fronts_at(__LINE__, 1, old);
+	ck_assert_msg(started_with(fresh, "--fast-lane-ms", "80"), "front %d started without "
+	    "--fast-lane-ms 80", (int)fresh);
+	ck_assert_int_eq(log_count("reloaded: "), 1);
+	ck_assert_int_eq(log_count("fast_lane_ms (fronts replaced)"), 1);
+
+	/* The connections the old front held are still served, with B only. */
+	for (int i = 0; i < RELOAD_CONNECTIONS; i++) {
+		struct httpc_response r;
+		exchange(fds[i], "POST", "/v1/exec", JSON_HEADERS BEARER_A, body, &r);
+		expect_problem(&r, 401, "unauthorized");
+		int closes = httpc_closes(&r);
+		httpc_response_free(&r);
+		if (closes) {
+			close(fds[i]);
+			fds[i] = connect_to_daemon();
+		}
+		exchange(fds[i], "POST", "/v1/exec", JSON_HEADERS BEARER_B, body, &r);
+		expect_json(&r, 200, "{\"result\":2}");
+		httpc_response_free(&r);
+		close(fds[i]);
+	}
+	/* The new front learns the chunk under the new token. */
+	int fd = connect_to_daemon();
+	train(fd, BEARER_B, body, "{\"result\":2}");
+	close(fd);
+}
+END_TEST
+
+/* 5. The read deadline ----------------------------------------------------- */
+
+#define READ_TIMEOUT_S 1
+#define CLOSE_SLACK_MS 2000	/* the sweep, libmicrohttpd's timer, a busy machine */
+
+/* Whether fd was closed by the server: 1 at the end of input or a reset,
+ * 0 while nothing came. */
+static int
+closed_by_server(int fd)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	if (poll(&pfd, 1, 0) != 1)
+		return 0;
+	char byte;
+	ssize_t n = recv(fd, &byte, 1, MSG_DONTWAIT);
+	ck_assert_msg(n == 0 || (n == -1 && errno == ECONNRESET), "recv %zd (%s)", n,
+	    n == -1 ? strerror(errno) : "data");
+	return 1;
+}
+
+START_TEST(an_idle_connection_should_be_closed_by_the_front_at_the_read_deadline)
+{
+	static const char *const read_timeout[] = { "--request-read-timeout-s", "1", NULL };
+	start_with_a_front(50, read_timeout);
+	pid_t front = only_front();
+	struct httpc_response r;
+	/* Idle after one request, and silent from the start. */
+	int idle = connect_to_daemon(), silent = connect_to_daemon(), busy = connect_to_daemon();
+	exchange(idle, "GET", "/healthz", NULL, NULL, &r);
+	expect_json(&r, 200, NULL);
+	httpc_response_free(&r);
+	int64_t start = support_now_ms(), idle_closed = 0, silent_closed = 0;
+	int served = 0;
+	while ((idle_closed == 0 || silent_closed == 0) &&
+	    support_now_ms() - start < READ_TIMEOUT_S * 1000 + CLOSE_SLACK_MS) {
+		exchange(busy, "POST", "/v1/exec", JSON_HEADERS, HELLO_BODY, &r);
+		expect_json(&r, 200, HELLO_RESULT);
+		ck_assert(!httpc_closes(&r));
+		httpc_response_free(&r);
+		served++;
+		int64_t now = support_now_ms();
+		if (idle_closed == 0 && closed_by_server(idle))
+			idle_closed = now - start;
+		if (silent_closed == 0 && closed_by_server(silent))
+			silent_closed = now - start;
+		usleep(50000);
+	}
+	ck_assert_msg(idle_closed && silent_closed, "after %lld ms: the idle connection %s, the "
+	    "silent one %s", (long long)(support_now_ms() - start), idle_closed ? "closed" :
+	    "open", silent_closed ? "closed" : "open");
+	ck_assert_msg(idle_closed >= READ_TIMEOUT_S * 1000 - 100 && silent_closed >=
+	    READ_TIMEOUT_S * 1000 - 100, "closed too early: after %lld and %lld ms",
+	    (long long)idle_closed, (long long)silent_closed);
+	/* The busy connection is served on, by the same front. */
+	exchange(busy, "POST", "/v1/exec", JSON_HEADERS, HELLO_BODY, &r);
+	expect_json(&r, 200, HELLO_RESULT);
+	httpc_response_free(&r);
+	ck_assert_int_ge(served, 10);
+	ck_assert_int_eq(only_front(), front);
+	close(idle);
+	close(silent);
+	close(busy);
+}
+END_TEST
+
+/* Suite -------------------------------------------------------------------- */
+
+static Suite *
+fronts_guarantees_suite(void)
+{
+	Suite *s = suite_create("fronts_guarantees");
+	TCase *tc = tcase_create("fronts");
+	tcase_add_checked_fixture(tc, apitest_setup, apitest_teardown);
+	tcase_set_timeout(tc, TEST_TIMEOUT_S);
+	tcase_add_test(tc, a_lane_job_past_the_heap_limit_should_get_422_from_the_pool);
+	tcase_add_test(tc, crafted_bytecode_should_get_400_beside_a_chunk_in_the_lane);
+	tcase_add_test(tc, ambiguous_framing_should_be_refused_by_the_front_and_the_connection_closed);
+	tcase_add_test(tc, sighup_should_replace_the_fronts_without_losing_a_request);
+	tcase_add_test(tc, an_idle_connection_should_be_closed_by_the_front_at_the_read_deadline);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *runner = srunner_create(fronts_guarantees_suite());
+	srunner_run_all(runner, CK_NORMAL);
+	int failed = srunner_ntests_failed(runner);
+	srunner_free(runner);
+	return failed == 0 ? 0 : 1;
+}
