@@ -305,9 +305,7 @@ on_request(void *cls, struct MHD_Connection *mhd, const char *url, const char *m
 		*con_cls = req;
 		req->conn->state = FRONT_READING;
 		F.in_flight++;
-		if (stop_asked && strcmp(url, "/metrics") != 0)
-			return refuse_early(req, "shutting_down", strcmp(url, "/healthz") == 0 ?
-			    "draining before shutdown" : "the server is draining");
+		req->url = url;
 		return start_reading(req);
 	}
 	if (*upload_data_size) {

@@ -18,6 +18,7 @@
 #include "common/text.h"
 #include "daemon/metrics.h"
 #include "http/front_internal.h"
+#include "http/http_route_of.h"
 #include "http/problem.h"
 
 #define STATS_EVERY_NS		(100 * 1000000LL)
@@ -120,7 +121,10 @@ front_answer_problem(struct front_req *req, const char *code, const char *detail
 	req->status = (unsigned)problem_status(code);
 	req->ready = 1;
 	req->run_ms = -1;
-	observe(METRICS_ROUTE_OTHER, req->status, req);
+	int allowed;
+	const char *name;
+	observe(req->url ? http_route_of(req->url, strcmp(req->method, "POST") == 0, &allowed,
+	    &name) : METRICS_ROUTE_OTHER, req->status, req);
 }
 
 /* A lane answer: copied once, by libmicrohttpd, from the lane's buffer. */

@@ -19,6 +19,7 @@
 #include "daemon/metrics.h"
 #include "daemon/scripts.h"
 #include "http/http_options.h"
+#include "http/http_route_of.h"
 #include "luapool.h"
 
 struct MHD_Daemon;
@@ -67,9 +68,6 @@ struct http {
 /* Longest X-Request-Id kept; a longer one is replaced by a generated one. */
 #define HTTP_REQUEST_ID_MAX	128
 
-enum route_method {
-	ROUTE_GET = 1, ROUTE_HEAD = 2, ROUTE_POST = 4, ROUTE_PUT = 8, ROUTE_DELETE = 16
-};
 
 /* One HTTP request.  Reference counted because both MHD and the pool hold
  * it: created by http.c with one reference (MHD's), one more for each job

@@ -34,36 +34,11 @@ http_route_method(const char *method)
 void
 http_route_request(struct request *r, const char *url)
 {
-	static const struct {
-		const char *path;
-		enum metrics_route route;
-		int allowed;
-	} fixed[] = {
-		{ "/v1/exec", METRICS_ROUTE_EXEC, ROUTE_POST },
-		{ "/v1/compile", METRICS_ROUTE_COMPILE, ROUTE_POST },
-		{ "/healthz", METRICS_ROUTE_HEALTHZ, ROUTE_GET | ROUTE_HEAD },
-		{ "/v1/info", METRICS_ROUTE_INFO, ROUTE_GET | ROUTE_HEAD },
-		{ "/metrics", METRICS_ROUTE_METRICS, ROUTE_GET | ROUTE_HEAD },
-		{ "/v1/scripts", METRICS_ROUTE_SCRIPTS, ROUTE_GET | ROUTE_HEAD },
-	};
-	r->route = METRICS_ROUTE_OTHER;
-	r->allowed = 0;
-	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
-		if (strcmp(url, fixed[i].path) == 0) {
-			r->route = fixed[i].route;
-			r->allowed = fixed[i].allowed;
-			return;
-		}
-	}
-	const char *prefix = "/v1/scripts/";
-	if (strncmp(url, prefix, strlen(prefix)) == 0) {
-		const char *name = url + strlen(prefix);
-		if (strlen(name) > SCRIPTS_NAME_MAX)
-			return;
+	const char *name = NULL;
+	r->route = http_route_of(url, r->method == ROUTE_POST, &r->allowed, &name);
+	if (name != NULL) {
 		strcpy(r->name, name);
 		r->script_item = 1;
-		r->allowed = ROUTE_GET | ROUTE_HEAD | ROUTE_PUT | ROUTE_POST | ROUTE_DELETE;
-		r->route = r->method == ROUTE_POST ? METRICS_ROUTE_SCRIPT_RUN : METRICS_ROUTE_SCRIPTS;
 	}
 }
 
