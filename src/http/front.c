@@ -38,7 +38,9 @@
 #include "http/problem.h"
 #include "vm/lane.h"
 
-#define DRAIN_MAX_NS		(30 * 1000000000LL)
+/* Below the supervisor's SIGKILL of a retired front (30 s, fronts.c), so
+ * that what a front holds is always handed over first. */
+#define DRAIN_MAX_NS		(25 * 1000000000LL)
 #define LOOP_TICK_MS		100
 /* libmicrohttpd clears a connection's memory pool for every request: 16
  * KiB holds any request head the supervisor would take (its 64 KiB also
@@ -74,7 +76,7 @@ req_new(struct MHD_Connection *mhd, const char *method)
 	req->run_ms = -1;
 	req->start_ns = frame_now_ns();
 	snprintf(req->method, sizeof(req->method), "%s", method);
-	buffer_init(&req->body, F.o.max_body_bytes + 1);
+	buffer_init(&req->body, F.o.max_body_bytes);
 	buffer_init(&req->head, 0);
 	buffer_init(&req->in, 0);
 	buffer_init(&req->resp_headers, 0);
@@ -119,16 +121,17 @@ run_in_lane(struct front_req *req, const char *url)
 	req->conn->req = req;
 	req->conn->state = FRONT_HANDED;
 	int64_t run_ns = 0;
+	int at_limit = 0;
 	req->deadline_ns = lane_deadline_ns();
-	enum lane_verdict v = lane_run_loaded(F.vm, &F.out, &run_ns);
+	enum lane_verdict v = lane_run_loaded(F.vm, &F.out, &run_ns, &at_limit);
 	req->conn->state = FRONT_READING;
 	req->conn->req = NULL;
 	if (F.out.replace != VM_REPLACE_NO || F.out.heap_high)
 		F.retire = 1;
 	double run_ms = run_ns / 1e6;
-	if (F.out.soft_stopped)
+	if (at_limit)
 		front_set_demote(req->digest);
-	else if (run_ns > 0)
+	else if (run_ns > 0 && !F.out.soft_stopped)
 		front_set_observe(req->digest, run_ms);
 	if (v == LANE_ANSWERED) {
 		front_answer_ok(req, &F.out.body, run_ms);
@@ -219,9 +222,10 @@ handle(struct front_req *req, const char *url)
 		buffer_append(&req->resp_headers, "Connection\0close", 17);
 		return;
 	}
-	/* The decoder wants the text NUL-terminated; the body has a spare byte. */
-	if (buffer_append_char(&req->body, '\0') == 0)
-		req->body.len--;
+	/* The decoder wants the text NUL-terminated: a buffer always keeps a
+	 * spare byte past its length. */
+	if (req->body.data != NULL)
+		req->body.data[req->body.len] = '\0';
 	if (strcmp(req->method, "POST") == 0 && strcmp(url, "/v1/exec") == 0 &&
 	    F.o.bytecode_mode != HTTP_BYTECODE_SIGNED && req->body.len > 0 && authorized(req)) {
 		try_lane(req, url);
@@ -271,7 +275,7 @@ start_reading(struct front_req *req)
 			return refuse_early(req, "overloaded", "the server holds as many request "
 			    "bytes as it may (max_inflight_bytes); retry later");
 		}
-		buffer_reserve_exact(&req->body, (size_t)n + 1);	/* one copy */
+		buffer_reserve_exact(&req->body, (size_t)n);	/* one copy */
 	}
 	return MHD_YES;
 }
@@ -306,6 +310,11 @@ on_request(void *cls, struct MHD_Connection *mhd, const char *url, const char *m
 		req->conn->state = FRONT_READING;
 		F.in_flight++;
 		req->url = url;
+		/* The URL goes into the request line of a hand-off as it came
+		 * (undecoded, see start_daemon): nothing that could end it. */
+		for (const char *p = url; *p; p++)
+			if ((unsigned char)*p <= 0x20 || *p == 0x7f)
+				return refuse_early(req, "invalid_request", "the path has a control byte or a space");
 		return start_reading(req);
 	}
 	if (*upload_data_size) {
@@ -423,6 +432,32 @@ say_draining(void)
 	send(FRONT_CONTROL_FD, &m, sizeof(m), MSG_NOSIGNAL);
 }
 
+/* The path is handed to the supervisor as the client wrote it, so that
+ * it is decoded once, there: decoded here, %0D%0A would end the request
+ * line of the hand-off. */
+static size_t
+keep_escaped(void *cls, struct MHD_Connection *c, char *s)
+{
+	(void)cls;
+	(void)c;
+	return strlen(s);
+}
+
+/* The request line is in: from here the connection holds bytes of a
+ * request, and is no longer idle (nothing to hand over as it is). */
+static void *
+on_request_line(void *cls, const char *uri, struct MHD_Connection *mhd)
+{
+	(void)cls;
+	(void)uri;
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(mhd,
+	    MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	struct front_conn *c = ci ? ci->socket_context : NULL;
+	if (c != NULL)
+		c->state = FRONT_READING;
+	return NULL;
+}
+
 static int
 start_daemon(void)
 {
@@ -432,6 +467,8 @@ start_daemon(void)
 	    MHD_USE_TURBO | MHD_USE_NO_LISTEN_SOCKET;
 	F.daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, NULL,
 	    MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+	    MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL,
+	    MHD_OPTION_URI_LOG_CALLBACK, on_request_line, NULL,
 	    MHD_OPTION_CONNECTION_LIMIT, F.o.max_connections,
 	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, F.o.max_connections_per_ip,
 	    MHD_OPTION_CONNECTION_TIMEOUT, F.o.request_read_timeout_s,
@@ -545,8 +582,13 @@ front_serve(struct vm *vm, const struct front_options *o, void (*lock_down)(void
 	}
 	front_answer_send_stats();
 	/* What is idle goes on at the supervisor, with the bytes the kernel
-	 * holds for it; nothing here reads from those sockets again. */
-	front_forward_adopt_idle(F.conns);
-	front_forward_adopt_undelivered();
+	 * holds for it; nothing here reads from those sockets again.  Past
+	 * the drain's bound, what is still handed on is replayed there too. */
+	if (F.in_flight == 0) {
+		front_forward_adopt_idle(F.conns);
+		front_forward_adopt_undelivered();
+	} else {
+		front_forward_hand_over(F.conns);
+	}
 	return 0;
 }

@@ -112,7 +112,12 @@ front_forward_build_head(struct front_req *req, const char *url, int with_deadli
 	int n = snprintf(length, sizeof(length), "Connection: close\r\nContent-Length: %zu\r\n\r\n",
 	    req->body.len);
 	hb.bad |= buffer_append(b, length, (size_t)n);
-	return hb.bad ? -1 : 0;
+	if (hb.bad) {
+		buffer_reset(b);	/* never a head cut short */
+		req->deadline_at = 0;
+		return -1;
+	}
+	return 0;
 }
 
 /* Async-signal-safe: digits only, into room that is already there. */
@@ -211,6 +216,12 @@ write_some(struct front_req *req, int epfd)
 			continue;
 		if (w == -1 && errno == EAGAIN)
 			return 0;
+		if (w == -1 && (errno == EPIPE || errno == ECONNRESET)) {
+			/* The supervisor answered from the head alone (401, 413,
+			 * 503) and closed: read what it said. */
+			req->sent = total;
+			break;
+		}
 		return -1;
 	}
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = req };
@@ -313,7 +324,10 @@ front_forward_io(struct front_req *req, int epfd)
 			return parse_answer(req);
 		if (errno == EINTR)
 			continue;
-		return errno == EAGAIN ? 0 : -1;
+		if (errno == EAGAIN)
+			return 0;
+		/* A reset after an answer (it closed with our body unread). */
+		return req->in.len > 0 ? parse_answer(req) : -1;
 	}
 }
 

@@ -140,9 +140,10 @@ lane_unload(struct vm *vm)
 }
 
 enum lane_verdict
-lane_run_loaded(struct vm *vm, struct vm_outcome *out, int64_t *run_ns)
+lane_run_loaded(struct vm *vm, struct vm_outcome *out, int64_t *run_ns, int *at_lane_limit)
 {
 	*run_ns = 0;
+	*at_lane_limit = 0;
 	int64_t begin = frame_now_ns();
 	int64_t limit = begin + (int64_t)lane_opts.fast_lane_ms * 1000000;
 	if (limit > job_deadline_ns)
@@ -153,16 +154,20 @@ lane_run_loaded(struct vm *vm, struct vm_outcome *out, int64_t *run_ns)
 	}
 	soft_stop_sent = 0;
 	stop_at_ns = limit;
-	/* Armed for later than this job's stop (or not at all): arm now.
-	 * Armed for earlier: it fires, sees this job's time, re-arms. */
+	/* Running first: a signal from the timer as it was armed for an
+	 * earlier job then sees this job and re-arms for its time.  Armed for
+	 * later than this job's stop (or not at all): arm now. */
+	job_running = 1;
 	if (armed_ns == 0 || armed_ns > limit) {
 		armed_ns = limit;
 		deadline_timer_arm(lane_timer, limit);
 	}
-	job_running = 1;
 	vm_run_loaded(vm, out);
 	job_running = 0;
 	*run_ns = frame_now_ns() - begin;
+	/* Stopped at the lane's limit, not at its own (earlier) deadline: only
+	 * that says the chunk is long. */
+	*at_lane_limit = out->soft_stopped && limit < job_deadline_ns;
 	if (out->status != LUAPOOL_OK || out->soft_stopped)
 		return LANE_HAND_OFF;
 	return LANE_ANSWERED;

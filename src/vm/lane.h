@@ -45,8 +45,11 @@ int lane_prepare(struct vm *vm, const struct lane_options *o, void (*last_words)
  * not run it (a bad request, "usage", its deadline passed): hand it off. */
 int lane_load(struct vm *vm, const char *text, size_t len, int64_t start_ns,
     struct vm_outcome *out, unsigned char digest[LANE_DIGEST_SIZE]);
-/* Runs what lane_load loaded.  *run_ns: how long the Lua code ran. */
-enum lane_verdict lane_run_loaded(struct vm *vm, struct vm_outcome *out, int64_t *run_ns);
+/* Runs what lane_load loaded.  *run_ns: how long the Lua code ran;
+ * *at_lane_limit: it was stopped at fast_lane_ms (not at its own
+ * deadline). */
+enum lane_verdict lane_run_loaded(struct vm *vm, struct vm_outcome *out, int64_t *run_ns,
+    int *at_lane_limit);
 /* Drops what lane_load loaded, unrun. */
 void lane_unload(struct vm *vm);
 
