@@ -76,6 +76,7 @@ struct http_fronts {
 struct relay {
 	int end, memfd, client;
 	off_t size;
+	int64_t deadline_ns;	/* the client must take the answer by then */
 };
 
 /* Relays outlive nothing but themselves: a count of the file's own. */
@@ -228,23 +229,14 @@ is_connected_stream(int fd, int unix_domain, struct sockaddr_storage *ss, sockle
 	    (domain == AF_INET6 && *len == sizeof(struct sockaddr_in6));
 }
 
-static int
-set_blocking(int fd, int blocking)
-{
-	int fl = fcntl(fd, F_GETFL);
-	if (fl == -1)
-		return -1;
-	fl = blocking ? fl & ~O_NONBLOCK : fl | O_NONBLOCK;
-	return fcntl(fd, F_SETFL, fl);
-}
-
 /* Hands fd to libmicrohttpd, which closes it in every case.  Non-blocking
  * first: in epoll mode 0.9.75 would go on with a blocking socket if it
  * could not make it non-blocking itself, and stall the event loop. */
 static int
 add_connection(struct http *http, int fd, const struct sockaddr *addr, socklen_t len)
 {
-	if (set_blocking(fd, 0) == -1) {
+	int fl = fcntl(fd, F_GETFL);
+	if (fl == -1 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) == -1) {
 		close(fd);
 		return -1;
 	}
@@ -289,6 +281,31 @@ bound_io(int fd, unsigned ms)
 	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) == 0 ? 0 : -1;
 }
 
+/* To the client: its socket's flags are never changed (a front may have
+ * handed the same socket over twice, and libmicrohttpd may serve the
+ * other copy), so MSG_DONTWAIT and poll up to the relay's deadline. */
+static int
+send_to_client(const struct relay *rl, const char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = send(rl->client, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n > 0) {
+			buf += n;
+			len -= (size_t)n;
+			continue;
+		}
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+			return -1;
+		int64_t left = (rl->deadline_ns - frame_now_ns()) / 1000000;
+		struct pollfd pfd = { .fd = rl->client, .events = POLLOUT };
+		if (left <= 0 || poll(&pfd, 1, (int)(left > 60000 ? 60000 : left)) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 static void *
 relay_run(void *arg)
 {
@@ -313,7 +330,7 @@ relay_run(void *arg)
 		ssize_t n = recv(rl->end, buf, sizeof(buf), 0);
 		if (n == -1 && errno == EINTR)
 			continue;
-		if (n <= 0 || send_all(rl->client, buf, (size_t)n) == -1)
+		if (n <= 0 || send_to_client(rl, buf, (size_t)n) == -1)
 			break;
 	}
 	shutdown(rl->client, SHUT_WR);
@@ -354,13 +371,12 @@ replay(struct http *http, int client, int memfd)
 	unsigned ms = http->opts.max_timeout_ms + RELAY_SLACK_MS;
 	if ((rl = malloc(sizeof(*rl))) == NULL ||
 	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) == -1 ||
-	    set_blocking(client, 1) == -1 || bound_io(client, ms) == -1 ||
 	    bound_io(pair[1], ms) == -1) {
 		log_error("cannot answer a replayed request: %s", strerror(errno));
 		goto fail;
 	}
 	*rl = (struct relay){ .end = pair[1], .memfd = memfd, .client = client,
-	    .size = st.st_size };
+	    .size = st.st_size, .deadline_ns = frame_now_ns() + (int64_t)ms * 1000000 };
 	int served = pair[0];
 	pair[0] = -1;		/* libmicrohttpd's now, even if it refuses */
 	if (add_internal(http, served) == -1)
