@@ -87,7 +87,7 @@ static size_t
 address_space(const struct worker_options *w, const struct front_options *f)
 {
 	return worker_args_address_space(w) + 4 * f->max_body_bytes +
-	    (size_t)f->max_connections * FRONT_CONNECTION_BYTES;
+	    4 * f->max_answer_bytes + (size_t)f->max_connections * FRONT_CONNECTION_BYTES;
 }
 #endif
 
@@ -120,6 +120,11 @@ main(int argc, char **argv)
 	log_set_name("luapool-front");
 	log_set_raw(1);
 	worker_args_parse(argc, argv, &w, &parent, &id, front_option, &a);
+	a.front.max_result_bytes = w.vm.max_result_bytes;
+	/* What the supervisor may answer: a result or a stored chunk, with
+	 * logs, a traceback, usage, and their JSON escapes. */
+	a.front.max_answer_bytes = 2 * a.front.max_body_bytes + 2 * w.vm.max_result_bytes +
+	    2 * w.vm.max_log_bytes + ((size_t)1 << 20);
 	if (id.switch_user && sandbox_drop_privileges(id.uid, id.gid) == -1)
 		fatal("cannot switch to uid %u gid %u: %s", (unsigned)id.uid,
 		    (unsigned)id.gid, strerror(errno));
@@ -138,7 +143,6 @@ main(int argc, char **argv)
 	localtime_r(&now, &tm);
 
 	a.front.auth_token = read_token();
-	a.front.max_result_bytes = w.vm.max_result_bytes;
 	a.lane = (struct lane_options){
 		.fast_lane_ms = a.front.fast_lane_ms, .grace_ms = w.grace_ms,
 		.default_timeout_ms = w.default_timeout_ms, .max_timeout_ms = w.max_timeout_ms,

@@ -546,6 +546,7 @@ front_serve(struct vm *vm, const struct front_options *o, void (*lock_down)(void
 	F.epfd = -1;
 	front_set_init(o->fast_lane_ms);
 	front_limits_init(o->max_inflight_bytes, o->request_read_timeout_s);
+	front_forward_init(o->max_answer_bytes);
 	uint64_t seed;
 	if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != sizeof(seed))
 		seed = (uint64_t)frame_now_ns() ^ (uint64_t)getpid() << 32;

@@ -16,6 +16,7 @@ struct front_options {
 	size_t max_body_bytes;
 	size_t max_result_bytes;
 	size_t max_inflight_bytes;	/* request bytes this front holds at once */
+	size_t max_answer_bytes;	/* an answer from the supervisor */
 	unsigned max_connections;
 	unsigned max_connections_per_ip;	/* 0: no limit */
 	unsigned request_read_timeout_s;

@@ -34,9 +34,14 @@
 #include "http/front_internal.h"
 #include "vm/lane.h"
 
-/* The answer of an internal connection can be as large as the largest
- * result, a stored script listing or a chunk. */
-#define ANSWER_MAX ((size_t)FRAME_MAX_PAYLOAD)
+/* The largest answer taken from an internal connection (front.h). */
+static size_t answer_max = (size_t)FRAME_MAX_PAYLOAD;
+
+void
+front_forward_init(size_t max_answer_bytes)
+{
+	answer_max = max_answer_bytes;
+}
 
 /* Headers about the client's connection, or ours to set: not forwarded. */
 static const char *const hop_headers[] = {
@@ -313,7 +318,7 @@ front_forward_io(struct front_req *req, int epfd)
 	if (req->sent < req->head.len + req->body.len && write_some(req, epfd) == -1)
 		return -1;
 	for (;;) {
-		if (buffer_reserve(&req->in, 65536) == -1 || req->in.len > ANSWER_MAX)
+		if (buffer_reserve(&req->in, 65536) == -1 || req->in.len > answer_max)
 			return -1;
 		ssize_t n = read(req->fd, req->in.data + req->in.len, req->in.cap - req->in.len - 1);
 		if (n > 0) {

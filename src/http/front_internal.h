@@ -92,6 +92,9 @@ void front_answer_send_stats(void);
 
 /* front_forward.c */
 
+/* Answers past max_answer_bytes are refused (500: the hand-off failed). */
+void front_forward_init(size_t max_answer_bytes);
+
 /* The client's address, as text, for the heads of c's requests. */
 void front_forward_name_client(struct front_conn *c, struct MHD_Connection *mhd);
 /* Builds req->head: the request line, the client's headers (minus those
