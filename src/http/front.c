@@ -399,6 +399,37 @@ front_last_words(void)
 	front_forward_hand_over(F.conns);
 }
 
+/* A crash (a fault, or the signal sent as one) costs the front, not the
+ * requests on its other connections: the same last words as a hard stop,
+ * from an alternate stack (the fault may be a stack overflow).  The
+ * request that crashed it is replayed too, and crashes a pool worker in
+ * turn, whose death the pool answers as worker_crashed. */
+static void
+on_crash(int sig)
+{
+	static const char line[] = "luapool-front: crashed: its connections were handed over\n";
+	front_last_words();
+	ssize_t unused = write(STDERR_FILENO, line, sizeof(line) - 1);
+	(void)unused;
+	_exit(128 + sig);
+}
+
+static int
+catch_crashes(void)
+{
+	static char alt_stack[64 * 1024];
+	stack_t ss = { .ss_sp = alt_stack, .ss_size = sizeof(alt_stack) };
+	if (sigaltstack(&ss, NULL) == -1)
+		return -1;
+	struct sigaction sa = { .sa_handler = on_crash, .sa_flags = SA_ONSTACK | SA_RESETHAND };
+	sigfillset(&sa.sa_mask);
+	const int faults[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE };
+	for (size_t i = 0; i < sizeof(faults) / sizeof(faults[0]); i++)
+		if (sigaction(faults[i], &sa, NULL) == -1)
+			return -1;
+	return 0;
+}
+
 /* The loop ------------------------------------------------------------- */
 
 static void
@@ -560,6 +591,10 @@ front_serve(struct vm *vm, const struct front_options *o, void (*lock_down)(void
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	if (catch_crashes() == -1) {
+		log_error("crash handlers: %s", strerror(errno));
+		return 1;
+	}
 	if (start_daemon() == -1) {
 		log_error("cannot serve HTTP: %s", strerror(errno));
 		return 1;

@@ -413,7 +413,9 @@ END_TEST
 #define RELOAD_CONNECTIONS 4
 #define RELOAD_ROUNDS_MS 1000
 #define SIGHUP_AT_MS 300
-#define SLOW_BODY "{\"source\":\"" BUSY_SOURCE("0.5") "\"}"	/* ends before the rounds */
+/* Ends before the rounds; its deadline is generous because the pool drops
+ * a job past 10 ms to nice 19, and a loaded machine may starve it. */
+#define SLOW_BODY "{\"source\":\"" BUSY_SOURCE("0.5") "\",\"timeout_ms\":20000}"
 
 static void
 write_config(const char *path, const char *token_file, unsigned fast_lane_ms)
@@ -617,6 +619,41 @@ START_TEST(an_idle_connection_should_be_closed_by_the_front_at_the_read_deadline
 }
 END_TEST
 
+/* 6. A crash hands the connections over ---------------------------------- */
+
+START_TEST(a_crashed_front_should_hand_its_connections_to_the_supervisor)
+{
+	start_with_a_front(50, NULL);
+	pid_t front = only_front();
+	int fds[3];
+	struct httpc_response r;
+	for (int i = 0; i < 3; i++) {
+		fds[i] = connect_to_daemon();
+		exchange(fds[i], "POST", "/v1/exec", JSON_HEADERS, HELLO_BODY, &r);
+		expect_json(&r, 200, HELLO_RESULT);
+		httpc_response_free(&r);
+	}
+	/* One more request, on a connection of its own, makes sure the front
+	 * has finished with the three answers above (a connection still being
+	 * answered is not idle, and would not be handed over). */
+	int last = connect_to_daemon();
+	exchange(last, "GET", "/healthz", NULL, NULL, &r);
+	httpc_response_free(&r);
+	/* What a fault does: the crash handler runs, the front exits. */
+	ck_assert_int_eq(kill(front, SIGSEGV), 0);
+	ck_assert_int_ne(wait_for_fronts_at(__LINE__, 1, front), front);
+	/* Every connection it held is still served, now by the supervisor. */
+	for (int i = 0; i < 3; i++) {
+		exchange(fds[i], "POST", "/v1/exec", JSON_HEADERS, HELLO_BODY, &r);
+		expect_json(&r, 200, HELLO_RESULT);
+		httpc_response_free(&r);
+		close(fds[i]);
+	}
+	close(last);
+	ck_assert_int_eq(log_count("crashed: its connections were handed over"), 1);
+}
+END_TEST
+
 /* Suite -------------------------------------------------------------------- */
 
 static Suite *
@@ -632,6 +669,7 @@ fronts_guarantees_suite(void)
 	tcase_add_test(tc, a_framing_refusal_by_the_front_should_be_counted_under_its_route);
 	tcase_add_test(tc, sighup_should_replace_the_fronts_without_losing_a_request);
 	tcase_add_test(tc, an_idle_connection_should_be_closed_by_the_front_at_the_read_deadline);
+	tcase_add_test(tc, a_crashed_front_should_hand_its_connections_to_the_supervisor);
 	suite_add_tcase(s, tc);
 	return s;
 }
