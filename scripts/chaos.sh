@@ -1,6 +1,9 @@
 #!/bin/bash
 # Chaos run against a real luapoold on 127.0.0.1, bounded in time:
 #   scripts/chaos.sh [BUILD_DIR] [SECONDS]          (default build, 45 s)
+# FRONTS=N in the environment adds --front-workers N (the fronts are then
+# among the children killed and stopped: a request on a front's connection
+# is lost when its front is SIGKILLed, by design; see docs/ARCHITECTURE.md).
 # While correct requests flow (each with a value of its own, checked in the
 # answer), workers are SIGKILLed and SIGSTOPped at random, runaway jobs hit
 # their deadlines, big PUTs, slow clients and malformed requests arrive.
@@ -22,7 +25,8 @@ trap cleanup EXIT
 
 mkdir -p "$work/scripts"
 "$build/luapoold" --listen 127.0.0.1:0 --workers 2 --worker-path "$build/luapool-worker" \
-	--scripts-dir "$work/scripts" --max-body-bytes 16777216 2>"$work/daemon.log" &
+	--scripts-dir "$work/scripts" --max-body-bytes 16777216 --front-workers "${FRONTS:-0}" \
+	2>"$work/daemon.log" &
 daemon_pid=$!
 port=
 for _ in $(seq 100); do
