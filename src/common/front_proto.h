@@ -46,7 +46,10 @@ enum front_msg_type {
 	 * the fronts share the connections evenly). */
 	FRONT_MSG_CONNECTION,
 	/* front -> supervisor: it is draining; give it no more connections. */
-	FRONT_MSG_DRAINING
+	FRONT_MSG_DRAINING,
+	/* front -> supervisor (with access_log): the payload is `count`
+	 * access records, each a struct front_access then its four texts. */
+	FRONT_MSG_ACCESS
 };
 
 struct front_msg {
@@ -62,6 +65,21 @@ struct front_observation {
 	float seconds;		/* the whole request */
 	float run_seconds;	/* the job's run time, or -1: no job */
 };
+
+/* One request a front answered itself, for the access log; followed by
+ * method, path, request id and traceparent (no NUL), of the lengths
+ * given.  The supervisor checks every field and writes the line itself. */
+struct front_access {
+	uint32_t pid;		/* the front's */
+	uint16_t status;
+	uint8_t method_len, id_len, traceparent_len, client_len;
+	uint16_t path_len;
+	uint32_t in_bytes, out_bytes;
+	float ms, run_ms;	/* run_ms < 0: no job */
+};
+
+#define FRONT_ACCESS_PATH_MAX	255
+#define FRONT_ACCESS_TEXT_MAX	128	/* method, id, traceparent, client */
 
 #define FRONT_OBSERVATIONS_MAX \
 	((FRONT_PACKET_MAX - sizeof(struct front_msg)) / sizeof(struct front_observation))

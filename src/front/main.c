@@ -48,8 +48,9 @@ front_option(void *arg, const char *key, unsigned long v)
 		a->front.max_inflight_bytes = v;
 	else if (strcmp(key, "--bytecode-mode") == 0)
 		a->front.bytecode_mode = (int)v;
-	else if (strcmp(key, "--access-log") == 0 || strcmp(key, "--slow-job-ms") == 0 ||
-	    strcmp(key, "--metrics-auth") == 0)
+	else if (strcmp(key, "--access-log") == 0)
+		a->front.access_log = v != 0;
+	else if (strcmp(key, "--slow-job-ms") == 0 || strcmp(key, "--metrics-auth") == 0)
 		;	/* the supervisor logs and guards what it serves */
 	else
 		return -1;

@@ -581,7 +581,7 @@ front_serve(struct vm *vm, const struct front_options *o, void (*lock_down)(void
 	uint64_t seed;
 	if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != sizeof(seed))
 		seed = (uint64_t)frame_now_ns() ^ (uint64_t)getpid() << 32;
-	front_answer_init(seed);
+	front_answer_init(seed, o->access_log);
 	buffer_init(&F.out.body, o->max_result_bytes + 64);
 	buffer_init(&F.out.traceback, 16384);
 	buffer_init(&F.out.logs, 0);	/* bounded by max_log_bytes (vm_log.c) */

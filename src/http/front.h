@@ -22,6 +22,7 @@ struct front_options {
 	unsigned request_read_timeout_s;
 	int bytecode_mode;		/* enum http_bytecode_mode */
 	const char *auth_token;		/* NULL: no auth */
+	int access_log;			/* the supervisor logs what this front answers */
 };
 
 /* Serves the connections dealt to it on FRONT_CONTROL_FD until told to

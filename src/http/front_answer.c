@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <microhttpd.h>
 
@@ -28,18 +29,88 @@ static struct {
 	struct front_observation obs[FRONT_OBSERVATIONS_MAX];
 	unsigned nobs;
 	int64_t obs_sent_ns;
+	/* access_log: records waiting, after their message header */
+	int access_log;
+	uint32_t pid;
+	char access[FRONT_PACKET_MAX];
+	size_t access_len;
+	unsigned naccess;
 } A;
 
 void
-front_answer_init(uint64_t id_seed)
+front_answer_init(uint64_t id_seed, int access_log)
 {
 	A.id_seed = id_seed;
+	A.access_log = access_log;
+	A.pid = (uint32_t)getpid();
+	A.access_len = sizeof(struct front_msg);
 }
 
 int
 front_answer_stats_due(void)
 {
-	return A.nobs && frame_now_ns() - A.obs_sent_ns > STATS_EVERY_NS;
+	return (A.nobs || A.naccess) && frame_now_ns() - A.obs_sent_ns > STATS_EVERY_NS;
+}
+
+static void
+send_access(void)
+{
+	if (A.naccess == 0)
+		return;
+	struct front_msg m = { .type = FRONT_MSG_ACCESS, .count = A.naccess };
+	memcpy(A.access, &m, sizeof(m));
+	if (send(FRONT_CONTROL_FD, A.access, A.access_len, MSG_NOSIGNAL) == -1)
+		log_debug("access records to the supervisor: %s", strerror(errno));
+	A.naccess = 0;
+	A.access_len = sizeof(m);
+}
+
+static size_t
+cut(const char *s, size_t max)
+{
+	size_t n = s ? strlen(s) : 0;
+	return n < max ? n : max;
+}
+
+/* The access-log record of an answer this front wrote (the supervisor
+ * writes the line). */
+static void
+record_access(const struct front_req *req, size_t out_bytes)
+{
+	const char *tp = MHD_lookup_connection_value(req->mhd, MHD_HEADER_KIND, "traceparent");
+	const char *path = req->url ? req->url : "-";
+	const char *client = req->conn ? req->conn->client : "";
+	struct front_access r = {
+		.pid = A.pid, .status = (uint16_t)req->status,
+		.method_len = (uint8_t)cut(req->method, FRONT_ACCESS_TEXT_MAX),
+		.id_len = (uint8_t)cut(req->request_id, FRONT_ACCESS_TEXT_MAX),
+		.traceparent_len = (uint8_t)cut(tp, FRONT_ACCESS_TEXT_MAX),
+		.client_len = (uint8_t)cut(client, FRONT_ACCESS_TEXT_MAX),
+		.path_len = (uint16_t)cut(path, FRONT_ACCESS_PATH_MAX),
+		.in_bytes = (uint32_t)req->body.len, .out_bytes = (uint32_t)out_bytes,
+		.ms = (float)((frame_now_ns() - req->start_ns) / 1e6),
+		.run_ms = req->run_ms >= 0 ? (float)req->run_ms : -1.0f,
+	};
+	size_t need = sizeof(r) + r.method_len + r.path_len + r.id_len + r.traceparent_len +
+	    r.client_len;
+	if (A.access_len + need > sizeof(A.access))
+		send_access();
+	char *at = A.access + A.access_len;
+	memcpy(at, &r, sizeof(r));
+	at += sizeof(r);
+	memcpy(at, req->method, r.method_len);
+	at += r.method_len;
+	memcpy(at, path, r.path_len);
+	at += r.path_len;
+	memcpy(at, req->request_id, r.id_len);
+	at += r.id_len;
+	if (r.traceparent_len)
+		memcpy(at, tp, r.traceparent_len);
+	at += r.traceparent_len;
+	if (r.client_len)
+		memcpy(at, client, r.client_len);
+	A.access_len += need;
+	A.naccess++;
 }
 
 /* Observations --------------------------------------------------------- */
@@ -47,6 +118,7 @@ front_answer_stats_due(void)
 void
 front_answer_send_stats(void)
 {
+	send_access();
 	if (A.nobs == 0)
 		return;
 	char packet[FRONT_PACKET_MAX];
@@ -61,8 +133,11 @@ front_answer_send_stats(void)
 }
 
 static void
-observe(enum metrics_route route, unsigned status, const struct front_req *req)
+observe(enum metrics_route route, unsigned status, const struct front_req *req,
+    size_t out_bytes)
 {
+	if (A.access_log)
+		record_access(req, out_bytes);
 	struct front_observation *o = &A.obs[A.nobs++];
 	o->route = (uint16_t)route;
 	o->status = (uint16_t)status;
@@ -124,7 +199,7 @@ front_answer_problem(struct front_req *req, const char *code, const char *detail
 	int allowed;
 	const char *name;
 	observe(req->url ? http_route_of(req->url, strcmp(req->method, "POST") == 0, &allowed,
-	    &name) : METRICS_ROUTE_OTHER, req->status, req);
+	    &name) : METRICS_ROUTE_OTHER, req->status, req, req->resp_len);
 }
 
 /* A lane answer: copied once, by libmicrohttpd, from the lane's buffer. */
@@ -178,5 +253,5 @@ front_answer_ok(struct front_req *req, const struct buffer *body, double run_ms)
 	req->status = 200;
 	req->run_ms = run_ms;
 	req->ready = 1;
-	observe(METRICS_ROUTE_EXEC, 200, req);
+	observe(METRICS_ROUTE_EXEC, 200, req, body->len);
 }

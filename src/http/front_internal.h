@@ -78,7 +78,9 @@ struct front_req {
 
 /* front_answer.c */
 
-void front_answer_init(uint64_t id_seed);
+/* access_log: records of the answers this front writes go to the
+ * supervisor (FRONT_MSG_ACCESS), which logs them. */
+void front_answer_init(uint64_t id_seed, int access_log);
 /* A problem answer for code (problem.c), with the request's id. */
 void front_answer_problem(struct front_req *req, const char *code, const char *detail);
 /* The OK answer of a lane job: body is its JSON, which must stay as it is

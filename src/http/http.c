@@ -196,7 +196,7 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	int status = r->prepared ? r->status : 0;
 	metrics_observe(r->route, status, seconds);
 	if (atomic_load(&http->access_log))
-		http_log_access(r, status, seconds, toe != MHD_REQUEST_TERMINATED_COMPLETED_OK);
+		http_log_request(r, status, seconds, toe != MHD_REQUEST_TERMINATED_COMPLETED_OK);
 	http_limits_request_ended(http, conn);
 	atomic_fetch_sub(&http->in_flight, 1);
 	http_request_unref(r);

@@ -402,32 +402,6 @@ fail:
 
 /* Messages ------------------------------------------------------------------ */
 
-static void
-take_stats(struct http *http, const unsigned char *payload, size_t len, uint32_t count)
-{
-	if (count > FRONT_OBSERVATIONS_MAX || len != count * sizeof(struct front_observation)) {
-		front_warn(http->fronts, "statistics of %zu bytes for %u observations: dropped",
-		    len, count);
-		return;
-	}
-	unsigned skipped = 0;
-	for (uint32_t i = 0; i < count; i++) {
-		struct front_observation o;
-		memcpy(&o, payload + i * sizeof(o), sizeof(o));
-		double s = o.seconds, run = o.run_seconds;
-		if (o.route >= METRICS_ROUTE_COUNT || o.status < 100 || o.status > 599 ||
-		    !isfinite(s) || s < 0 || s > 1e6 || isnan(run) || run > 1e6) {
-			skipped++;
-			continue;
-		}
-		metrics_observe((enum metrics_route)o.route, o.status, s);
-		if (run >= 0)
-			metrics_observe_job(0, run);
-	}
-	if (skipped)
-		front_warn(http->fronts, "skipped %u invalid observations of %u", skipped, count);
-}
-
 /* Acts on one message; takes ownership of fds (nfds of them). */
 static void
 mark_draining(struct http_fronts *f, int fd)
@@ -452,12 +426,16 @@ take_message(struct http *http, int from, const unsigned char *packet, size_t le
 		goto drop;
 	}
 	memcpy(&m, packet, sizeof(m));
-	if (m.type == FRONT_MSG_STATS && nfds == 0) {
-		take_stats(http, packet + sizeof(m), len - sizeof(m), m.count);
+	if ((m.type == FRONT_MSG_STATS || m.type == FRONT_MSG_ACCESS) && nfds == 0) {
+		int bad = (m.type == FRONT_MSG_STATS ? http_fronts_take_stats :
+		    http_fronts_take_access)(packet + sizeof(m), len - sizeof(m), m.count);
+		if (bad)
+			front_warn(f, "a report (type %u) of %zu bytes with %d invalid entries "
+			    "(-1: all)", m.type, len, bad);
 		return;
 	}
 	/* The other messages are the header alone; count is for STATS. */
-	if (len != sizeof(m) || m.type == FRONT_MSG_STATS)
+	if (len != sizeof(m))
 		goto invalid;
 	switch (m.type) {
 	case FRONT_MSG_DRAINING:

@@ -158,6 +158,9 @@ void http_request_id_take(struct request *r);
 /* id with '"' and '\' escaped for a JSON string, into out (cap bytes,
  * 2 x HTTP_REQUEST_ID_MAX + 1 is enough); returns its length. */
 size_t http_request_id_json(const char *id, char *out, size_t cap);
+/* Whether tp is a well-formed traceparent; if so it is cut to the 55
+ * bytes kept (as for a request's own). */
+int http_request_id_clean_traceparent(char *tp);
 
 /* http_usage.c: what a job cost (timings, slow-job log, "usage"). */
 
@@ -270,7 +273,20 @@ void http_limits_take_upload(struct request *r, const char *data, size_t size);
 
 /* One line for a finished request: the path escaped so that it stays one
  * field; status 0 when no answer was ready. */
-void http_log_access(const struct request *r, int status, double seconds, int aborted);
+struct http_access {
+	const char *method, *path;
+	int status;
+	double seconds;
+	int worker_pid;
+	size_t in_bytes, out_bytes;
+	const char *request_id, *script, *code, *traceparent, *client;	/* NULL: none */
+	int job;
+	double queued_ms, run_ms;
+	int aborted;
+};
+void http_log_access(const struct http_access *a);
+/* The access-log line of r. */
+void http_log_request(const struct request *r, int status, double seconds, int aborted);
 /* MHD_OPTION_EXTERNAL_LOGGER: debug, but connection limits as a warning
  * (at most one every 10 s). */
 void http_log_mhd(void *cls, const char *fmt, va_list ap);
@@ -287,6 +303,15 @@ void http_fronts_serve(struct http *http);
 /* New connections on the listening socket, dealt to the fronts in turn
  * (served here when none takes one). */
 void http_fronts_accept(struct http *http);
+
+/* http_fronts_reports.c: what fronts report of the answers they wrote. */
+
+/* STATS: counted in /metrics.  -1 if the message is malformed, else how
+ * many observations were invalid (skipped). */
+int http_fronts_take_stats(const unsigned char *payload, size_t len, uint32_t count);
+/* ACCESS: one access-log line each, checked field by field and written
+ * by this process.  The same return. */
+int http_fronts_take_access(const unsigned char *payload, size_t len, uint32_t count);
 
 /* http_forwarded.c: what a front forwards on an internal connection. */
 

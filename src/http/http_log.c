@@ -15,6 +15,7 @@
 
 #include "common/frame.h"
 #include "common/log.h"
+#include "common/front_proto.h"
 #include "http/http_internal.h"
 
 #define MHD_WARN_INTERVAL_NS	(10 * 1000000000LL)
@@ -49,22 +50,36 @@ path_field(char *out, size_t cap, const char *path)
 }
 
 void
-http_log_access(const struct request *r, int status, double seconds, int aborted)
+http_log_access(const struct http_access *a)
 {
-	char path[3 * sizeof(r->path) + 1], name[3 * sizeof(r->name) + 1];
-	path_field(path, sizeof(path), r->path);
+	char path[3 * (FRONT_ACCESS_PATH_MAX + 160) + 1], name[3 * (SCRIPTS_NAME_MAX + 1) + 1];
+	path_field(path, sizeof(path), a->path);
 	/* The name is the decoded URL tail, checked only later: one field too. */
-	path_field(name, sizeof(name), r->script_item ? r->name : "-");
+	path_field(name, sizeof(name), a->script ? a->script : "-");
 	char timing[64] = "queue=- run=-";
-	if (r->job_answered)
-		snprintf(timing, sizeof(timing), "queue=%.3f run=%.3f", r->queued_ms, r->run_ms);
+	if (a->job)
+		snprintf(timing, sizeof(timing), "queue=%.3f run=%.3f", a->queued_ms, a->run_ms);
+	const char *tp = a->traceparent ? a->traceparent : "", *client = a->client ? a->client : "";
 	log_info("%s %s %d %.3f ms worker=%d in=%zu out=%zu id=%s script=%s code=%s %s%s%s%s%s%s",
-	    method_name(r->method), path, status, seconds * 1e3, r->worker_pid, r->in_bytes,
-	    r->resp_len, r->request_id, name,
-	    r->problem_code[0] ? r->problem_code : "-", timing,
-	    r->traceparent[0] ? " traceparent=" : "", r->traceparent,
-	    r->client[0] ? " client=" : "", r->client,
-	    aborted ? " (aborted)" : "");
+	    a->method, path, a->status, a->seconds * 1e3, a->worker_pid, a->in_bytes,
+	    a->out_bytes, a->request_id, name, a->code ? a->code : "-", timing,
+	    tp[0] ? " traceparent=" : "", tp, client[0] ? " client=" : "", client,
+	    a->aborted ? " (aborted)" : "");
+}
+
+void
+http_log_request(const struct request *r, int status, double seconds, int aborted)
+{
+	struct http_access a = {
+		.method = method_name(r->method), .path = r->path, .status = status,
+		.seconds = seconds, .worker_pid = r->worker_pid, .in_bytes = r->in_bytes,
+		.out_bytes = r->resp_len, .request_id = r->request_id,
+		.script = r->script_item ? r->name : NULL,
+		.code = r->problem_code[0] ? r->problem_code : NULL, .job = r->job_answered,
+		.queued_ms = r->queued_ms, .run_ms = r->run_ms, .traceparent = r->traceparent,
+		.client = r->client, .aborted = aborted,
+	};
+	http_log_access(&a);
 }
 
 void

@@ -64,6 +64,15 @@ is_valid_traceparent(const char *tp)
 	    is_lower_hex(tp + 53, 2, 0);
 }
 
+int
+http_request_id_clean_traceparent(char *tp)
+{
+	if (!is_valid_traceparent(tp))
+		return 0;
+	tp[TRACEPARENT_LEN] = '\0';
+	return 1;
+}
+
 void
 http_request_id_take(struct request *r)
 {

@@ -364,15 +364,18 @@ START_TEST(ambiguous_framing_should_be_refused_by_the_front_and_the_connection_c
 	    RETURN_1, "Content-Length is given twice with different values");
 	expect_framing_refused(EXEC_HEAD "Content-Length: 21\r\nTransfer-Encoding: chunked\r\n\r\n"
 	    "15\r\n" RETURN_1 "\r\n0\r\n\r\n", "Content-Length and Transfer-Encoding are both given");
-	/* A 400 the supervisor writes (handed on): logged after the two above. */
+	/* A 400 the supervisor writes (handed on), with its problem code in
+	 * the line; the front's two are logged too (from its reports), with
+	 * no code: the supervisor did not serve the refused framing. */
 	struct httpc_response r;
 	post_json("/v1/exec", "{\"source\":", &r);
 	expect_problem(&r, 400, "invalid_json");
 	httpc_response_free(&r);
 	int64_t deadline = support_now_ms() + WAIT_MS;
-	while (log_count(ACCESS_400) == 0 && support_now_ms() < deadline)
+	while (log_count(ACCESS_400) < 3 && support_now_ms() < deadline)
 		usleep(POLL_STEP_US);
-	ck_assert_msg(log_count(ACCESS_400) == 1, "the supervisor served a refused framing; "
+	ck_assert_msg(log_count(ACCESS_400) == 3 && log_count("code=invalid_json") == 1 &&
+	    log_count("code=invalid_request") == 0, "the supervisor served a refused framing; "
 	    "log:\n%s", LOG());
 	ck_assert_int_eq(only_front(), front);
 	expect_hello_works();
@@ -654,6 +657,40 @@ START_TEST(a_crashed_front_should_hand_its_connections_to_the_supervisor)
 }
 END_TEST
 
+/* 7. The access log has the lane's answers too ----------------------------- */
+
+START_TEST(a_lane_answer_should_be_in_the_access_log)
+{
+	static const char *const log_on[] = { "--access-log", "yes", NULL };
+	start_with_a_front(50, log_on);
+	int fd = connect_to_daemon();
+	train(fd, NULL, HELLO_BODY, HELLO_RESULT);
+	struct httpc_response r;
+	exchange(fd, "POST", "/v1/exec", JSON_HEADERS "X-Request-Id: lane-logged-1\r\n"
+	    "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n",
+	    HELLO_BODY, &r);
+	expect_json(&r, 200, HELLO_RESULT);
+	ck_assert(from_lane(&r));
+	httpc_response_free(&r);
+	close(fd);
+	/* The front reports within 100 ms; the supervisor writes the line. */
+	int64_t deadline = support_now_ms() + WAIT_MS;
+	while (log_count("id=lane-logged-1 ") == 0 && support_now_ms() < deadline)
+		usleep(POLL_STEP_US);
+	char *log = LOG();
+	const char *line = strstr(log, "id=lane-logged-1 ");
+	ck_assert_msg(line != NULL, "no access line for the lane answer; log:\n%s", log);
+	const char *start = line;
+	while (start > log && start[-1] != '\n')
+		start--;
+	ck_assert_msg(strstr(start, "http_log_access: POST /v1/exec 200 ") != NULL &&
+	    strstr(start, "queue=0.000") != NULL && strstr(start,
+	    "traceparent=00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01") != NULL &&
+	    strstr(start, "client=127.0.0.1") != NULL, "line: %.300s", start);
+	free(log);
+}
+END_TEST
+
 /* Suite -------------------------------------------------------------------- */
 
 static Suite *
@@ -670,6 +707,7 @@ fronts_guarantees_suite(void)
 	tcase_add_test(tc, sighup_should_replace_the_fronts_without_losing_a_request);
 	tcase_add_test(tc, an_idle_connection_should_be_closed_by_the_front_at_the_read_deadline);
 	tcase_add_test(tc, a_crashed_front_should_hand_its_connections_to_the_supervisor);
+	tcase_add_test(tc, a_lane_answer_should_be_in_the_access_log);
 	suite_add_tcase(s, tc);
 	return s;
 }
