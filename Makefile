@@ -73,8 +73,8 @@ LIB_OBJ    := $(call obj,$(LIB_SRC))
 WORKER_OBJ := $(call obj,$(sort $(WORKER_SRC)))
 DAEMON_OBJ := $(call obj,$(sort $(DAEMON_ONLY_SRC) $(wildcard src/vm/bcverify*.c)))
 # A front: a worker with the front's HTTP server, and the few pieces of the
-# supervisor's it shares (problem bodies, the route of a URL).
-FRONT_OBJ  := $(call obj,$(sort $(FRONT_HTTP_SRC) src/http/problem.c src/http/http_route_of.c)) \
+# supervisor's it shares (problem bodies, the route of a URL, the framing rule).
+FRONT_OBJ  := $(call obj,$(sort $(FRONT_HTTP_SRC) src/http/problem.c src/http/http_route_of.c src/http/http_framing.c)) \
               $(WORKER_OBJ)
 
 TEST_SRC   := $(wildcard tests/*/test_*.c)

@@ -16,6 +16,7 @@
 #include "common/frame.h"
 #include "common/log.h"
 #include "http/front_internal.h"
+#include "http/http_framing.h"
 
 #define SWEEP_EVERY_NS (100 * 1000000LL)
 #define LOG_EVERY_NS (10 * 1000000000LL)
@@ -32,42 +33,21 @@ front_limits_init(size_t inflight_budget, unsigned read_timeout_s)
 	read_timeout_ns = (int64_t)read_timeout_s * 1000000000;
 }
 
-struct framing {
-	const char *first_length;
-	int lengths_differ, codings, not_chunked;
-};
-
 static enum MHD_Result
 look_at_framing(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
 	(void)kind;
-	struct framing *f = cls;
-	if (key == NULL || value == NULL)
-		return MHD_YES;
-	if (strcasecmp(key, "Content-Length") == 0) {
-		if (f->first_length == NULL)
-			f->first_length = value;
-		else if (strcmp(f->first_length, value) != 0)
-			f->lengths_differ = 1;
-	} else if (strcasecmp(key, "Transfer-Encoding") == 0) {
-		f->codings++;
-		f->not_chunked |= strcasecmp(value, "chunked") != 0;
-	}
+	if (key != NULL && value != NULL)
+		http_framing_see(cls, key, value);
 	return MHD_YES;
 }
 
 const char *
 front_limits_framing(struct MHD_Connection *mhd)
 {
-	struct framing f = { 0 };
+	struct http_framing f = { 0 };
 	MHD_get_connection_values(mhd, MHD_HEADER_KIND, look_at_framing, &f);
-	if (f.lengths_differ)
-		return "Content-Length is given twice with different values";
-	if (f.first_length && f.codings)
-		return "Content-Length and Transfer-Encoding are both given";
-	if (f.codings > 1 || f.not_chunked)
-		return "the only Transfer-Encoding taken is chunked";
-	return NULL;
+	return http_framing_refusal(&f);
 }
 
 int

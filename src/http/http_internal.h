@@ -18,6 +18,7 @@
 #include "common/sha256.h"
 #include "daemon/metrics.h"
 #include "daemon/scripts.h"
+#include "http/http_framing.h"
 #include "http/http_options.h"
 #include "http/http_route_of.h"
 #include "luapool.h"
@@ -75,10 +76,7 @@ struct http {
 /* The headers the server acts on, found in one pass over the request's
  * headers (pointers into libmicrohttpd's copy, valid for the request). */
 struct request_headers {
-	const char *content_length;	/* the first */
-	int lengths_differ;
-	int codings;			/* Transfer-Encoding headers */
-	int not_chunked;
+	struct http_framing framing;
 	const char *authorization;
 	const char *request_id;		/* X-Request-Id, as given */
 	const char *traceparent;

@@ -235,14 +235,7 @@ http_limits_sweep(struct http *http)
 int
 http_limits_check_framing(struct request *r)
 {
-	const struct request_headers *f = &r->headers;
-	const char *why = NULL;
-	if (f->lengths_differ)
-		why = "Content-Length is given twice with different values";
-	else if (f->content_length && f->codings)
-		why = "Content-Length and Transfer-Encoding are both given";
-	else if (f->codings > 1 || f->not_chunked)
-		why = "the only Transfer-Encoding taken is chunked";
+	const char *why = http_framing_refusal(&r->headers.framing);
 	if (why == NULL)
 		return 0;
 	http_request_prepare_problem(r, "invalid_request", why, NULL);

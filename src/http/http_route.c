@@ -74,15 +74,9 @@ see_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *valu
 {
 	(void)kind;
 	struct request_headers *h = cls;
-	if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
-		if (h->content_length && strcmp(h->content_length, value) != 0)
-			h->lengths_differ = 1;
-		if (h->content_length == NULL)
-			h->content_length = value;
-	} else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
-		h->codings++;
-		h->not_chunked |= strcasecmp(value, "chunked") != 0;
-	} else if (strcasecmp(key, MHD_HTTP_HEADER_AUTHORIZATION) == 0) {
+	if (http_framing_see(&h->framing, key, value))
+		return MHD_YES;
+	if (strcasecmp(key, MHD_HTTP_HEADER_AUTHORIZATION) == 0) {
 		if (h->authorization == NULL)
 			h->authorization = value;
 	} else if (strcasecmp(key, "X-Request-Id") == 0) {
@@ -139,7 +133,7 @@ http_route_check_headers(struct http *http, struct request *r)
 		r->close_connection = 1;
 		return;
 	}
-	const char *cl = r->headers.content_length;
+	const char *cl = r->headers.framing.content_length;
 	unsigned long long length = cl ? strtoull(cl, NULL, 10) : 0;
 	if (length > r->body.limit)
 		http_request_prepare_problemf(r, "payload_too_large",

@@ -501,9 +501,11 @@ START_TEST(a_hard_stop_in_the_lane_should_hand_every_connection_to_the_superviso
 			expect_healthy(&r);
 		httpc_response_free(&r);
 	}
-	/* Answered when the front died, not at the spinning job's deadline. */
+	/* Answered when the front died, not at the spinning job's deadline
+	 * (its answer, asserted below, comes no earlier than 100 ms before it):
+	 * the margin is for two cores shared with other suites. */
 	int64_t held_took = support_now_ms() - sent;
-	ck_assert_msg(held_took < SPIN_TIMEOUT_MS / 2, "the held connections were answered "
+	ck_assert_msg(held_took < SPIN_TIMEOUT_MS - 300, "the held connections were answered "
 	    "after %lld ms", (long long)held_took);
 
 	ck_assert_msg(httpc_read_response(spinner, &r) == 0, "the spinning job got no answer");
