@@ -31,14 +31,11 @@
 #include <cjson/cJSON.h>
 
 #include "support/apitest.h"
+#include "support/fronttest.h"
 #include "support/httpc.h"
 #include "support/server.h"
 #include "support/support.h"
 
-#define FRONT_COMM		"luapool-front"
-#define FRONTS_MAX		8
-#define LANE_TIMING		"queue;dur=0.000,"
-#define TRAIN_MAX		20	/* requests a chunk may take to reach the lane */
 #define BODY_MAX		1024
 #define POOL_JOBS		"luapoold_jobs_total{status=\"ok\"}"
 #define EXEC_200		"luapoold_requests_total{route=\"exec\",status=\"200\"}"
@@ -80,34 +77,14 @@ exec_body(char *buf, const char *source, const char *context, unsigned timeout_m
 	return buf;
 }
 
-static int
-connect_at(int line, unsigned port)
-{
-	int fd = httpc_connect(port, HTTPC_TIMEOUT_MS);
-	ck_assert_msg(fd != -1, "line %d: cannot connect to port %u", line, port);
-	return fd;
-}
-#define connect_to_daemon() connect_at(__LINE__, apitest_server.port)
+#define connect_to_daemon() fronttest_connect_at(__LINE__, apitest_server.port)
+#define connect_at(line, port) fronttest_connect_at(line, port)
 
-static void
-send_at(int line, int fd, const char *method, const char *path, const char *headers,
-    const char *body)
-{
-	ck_assert_msg(httpc_send_request(fd, method, path, headers, body,
-	    body ? strlen(body) : 0) == 0, "line %d: cannot send %s %s", line, method, path);
-}
-#define send_on(fd, m, p, h, b) send_at(__LINE__, fd, m, p, h, b)
+#define send_on(fd, m, p, h, b) fronttest_send_at(__LINE__, fd, m, p, h, b)
 
-/* One request on a connection kept open. */
-static void
-exchange_at(int line, int fd, const char *method, const char *path, const char *headers,
-    const char *body, struct httpc_response *r)
-{
-	send_at(line, fd, method, path, headers, body);
-	ck_assert_msg(httpc_read_response(fd, r) == 0, "line %d: %s %s got no HTTP answer",
-	    line, method, path);
-}
-#define exchange(fd, m, p, h, b, r) exchange_at(__LINE__, fd, m, p, h, b, r)
+#define exchange(fd, m, p, h, b, r) fronttest_exchange_at(__LINE__, fd, m, p, h, b, r)
+#define exchange_at fronttest_exchange_at
+#define from_lane fronttest_from_lane
 
 /* One request to any daemon, on a connection of its own. */
 static void
@@ -118,58 +95,13 @@ ask_port_at(int line, unsigned port, const char *method, const char *path, const
 	    r) == 0, "line %d: %s %s got no HTTP answer from port %u", line, method, path, port);
 }
 
-static int
-from_lane(const struct httpc_response *r)
-{
-	const char *timing = httpc_header(r, "Server-Timing");
-	return timing && strncmp(timing, LANE_TIMING, strlen(LANE_TIMING)) == 0;
-}
 
-/*
- * Posts body on fd until an answer comes from the lane (at most TRAIN_MAX
- * requests), each answer 200 with `result`.  Returns how many came from
- * the pool first.
- */
-static int
-train_at(int line, int fd, const char *headers, const char *body, const char *result)
-{
-	char all[512];
-	snprintf(all, sizeof(all), JSON_HEADERS "%s", headers ? headers : "");
-	for (int i = 0; i < TRAIN_MAX; i++) {
-		struct httpc_response r;
-		exchange_at(line, fd, "POST", "/v1/exec", all, body, &r);
-		apitest_expect_json_at(line, &r, 200, result);
-		int lane = from_lane(&r);
-		httpc_response_free(&r);
-		if (lane)
-			return i;
-	}
-	ck_abort_msg("line %d: no lane answer in %d requests of %s", line, TRAIN_MAX, body);
-	return -1;
-}
-#define train(fd, h, b, res) train_at(__LINE__, fd, h, b, res)
+#define train(fd, h, b, res) fronttest_train_at(__LINE__, fd, h, b, res)
 
 /* The daemon's state ------------------------------------------------------- */
 
-/* The value of one series of /metrics (0 when it is not there yet). */
-static double
-metric_at(int line, const char *series)
-{
-	struct httpc_response r;
-	apitest_ask_at(line, "GET", "/metrics", NULL, NULL, &r);
-	ck_assert_msg(r.status == 200, "line %d: /metrics answered %d", line, r.status);
-	double value = 0;
-	size_t n = strlen(series);
-	for (const char *p = r.body; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
-		if (strncmp(p, series, n) == 0 && p[n] == ' ') {
-			value = strtod(p + n + 1, NULL);
-			break;
-		}
-	}
-	httpc_response_free(&r);
-	return value;
-}
-#define metric(s) metric_at(__LINE__, s)
+#define metric_at fronttest_metric_at
+#define metric(s) fronttest_metric_at(__LINE__, s)
 
 /* Polls the series until it reaches target (at most WAIT_MS); returns the
  * last value read. */
@@ -183,25 +115,7 @@ wait_for_metric_at(int line, const char *series, double target)
 	return value;
 }
 
-/* Polls until the daemon has exactly `count` fronts, none of them
- * `not_this` (0: any); returns the first one's pid. */
-static pid_t
-wait_for_fronts_at(int line, int count, pid_t not_this)
-{
-	int64_t deadline = support_now_ms() + WAIT_MS;
-	pid_t pids[FRONTS_MAX];
-	for (;;) {
-		int n = support_children(apitest_server.pid, FRONT_COMM, pids, FRONTS_MAX);
-		int fresh = n == count;
-		for (int i = 0; fresh && i < n; i++)
-			fresh = pids[i] != not_this;
-		if (fresh)
-			return pids[0];
-		ck_assert_msg(support_now_ms() < deadline, "line %d: %d fronts (wanted %d, "
-		    "not pid %d)", line, n, count, (int)not_this);
-		usleep(POLL_STEP_US);
-	}
-}
+#define wait_for_fronts_at fronttest_wait_for_fronts_at
 #define only_front() wait_for_fronts_at(__LINE__, 1, 0)
 #define new_front(old) wait_for_fronts_at(__LINE__, 1, old)
 
@@ -366,7 +280,7 @@ START_TEST(a_short_chunk_should_move_to_the_lane_and_answer_as_the_pool_did)
 	struct httpc_response first = { 0 }, r;
 	int pool_answers = 0, lane_answers = 0;
 	exec_body(body, ADD_SOURCE, "{\"n\":41}", 0);
-	for (int i = 0; i < TRAIN_MAX && lane_answers < 4; i++) {
+	for (int i = 0; i < FRONTTEST_TRAIN_MAX && lane_answers < 4; i++) {
 		snprintf(given, sizeof(given), "X-Request-Id: fronts-%d\r\n" JSON_HEADERS, i);
 		exchange(fd, "POST", "/v1/exec", given, body, &r);
 		expect_json(&r, 200, "{\"result\":42}");
@@ -393,7 +307,7 @@ START_TEST(a_short_chunk_should_move_to_the_lane_and_answer_as_the_pool_did)
 		}
 	}
 	ck_assert_msg(lane_answers == 4, "%d lane answers in %d requests", lane_answers,
-	    TRAIN_MAX);
+	    FRONTTEST_TRAIN_MAX);
 	ck_assert_msg(pool_answers >= 1 && pool_answers <= 3, "%d pool answers before the lane",
 	    pool_answers);
 	/* The lane answers never reached the pool. */

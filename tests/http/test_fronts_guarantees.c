@@ -26,14 +26,11 @@
 #include <cjson/cJSON.h>
 
 #include "support/apitest.h"
+#include "support/fronttest.h"
 #include "support/httpc.h"
 #include "support/support.h"
 #include "vm/bcverify.h"
 
-#define FRONT_COMM		"luapool-front"
-#define FRONTS_MAX		8
-#define LANE_TIMING		"queue;dur=0.000,"
-#define TRAIN_MAX		20	/* requests a chunk may take to reach the lane */
 #define BODY_MAX		1024
 #define MEMORY_ERRORS		"luapoold_jobs_total{status=\"memory_limit_exceeded\"}"
 
@@ -54,97 +51,22 @@ exec_body(char *buf, const char *source, const char *context, unsigned timeout_m
 	return buf;
 }
 
-static int
-connect_at(int line)
-{
-	int fd = httpc_connect(apitest_server.port, HTTPC_TIMEOUT_MS);
-	ck_assert_msg(fd != -1, "line %d: cannot connect to port %u", line, apitest_server.port);
-	return fd;
-}
-#define connect_to_daemon() connect_at(__LINE__)
+#define connect_to_daemon() fronttest_connect_at(__LINE__, apitest_server.port)
 
 /* The supervisor's log, for a failure message; the caller frees. */
 #define LOG() server_log(&apitest_server)
 
-static void
-exchange_at(int line, int fd, const char *method, const char *path, const char *headers,
-    const char *body, struct httpc_response *r)
-{
-	ck_assert_msg(httpc_send_request(fd, method, path, headers, body,
-	    body ? strlen(body) : 0) == 0, "line %d: cannot send %s %s", line, method, path);
-	if (httpc_read_response(fd, r) == -1)
-		ck_abort_msg("line %d: %s %s got no HTTP answer (%s); log:\n%s", line, method, path,
-		    errno ? strerror(errno) : "closed", LOG());
-}
-#define exchange(fd, m, p, h, b, r) exchange_at(__LINE__, fd, m, p, h, b, r)
+#define exchange(fd, m, p, h, b, r) fronttest_exchange_at(__LINE__, fd, m, p, h, b, r)
+#define from_lane fronttest_from_lane
 
-static int
-from_lane(const struct httpc_response *r)
-{
-	const char *timing = httpc_header(r, "Server-Timing");
-	return timing && strncmp(timing, LANE_TIMING, strlen(LANE_TIMING)) == 0;
-}
 
-/* Posts body on fd until an answer comes from the lane (at most TRAIN_MAX
- * requests), each 200 with `result`. */
-static void
-train_at(int line, int fd, const char *headers, const char *body, const char *result)
-{
-	char all[512];
-	snprintf(all, sizeof(all), JSON_HEADERS "%s", headers ? headers : "");
-	for (int i = 0; i < TRAIN_MAX; i++) {
-		struct httpc_response r;
-		exchange_at(line, fd, "POST", "/v1/exec", all, body, &r);
-		apitest_expect_json_at(line, &r, 200, result);
-		int lane = from_lane(&r);
-		httpc_response_free(&r);
-		if (lane)
-			return;
-	}
-	ck_abort_msg("line %d: no lane answer in %d requests of %s", line, TRAIN_MAX, body);
-}
-#define train(fd, h, b, res) train_at(__LINE__, fd, h, b, res)
+#define train(fd, h, b, res) fronttest_train_at(__LINE__, fd, h, b, res)
 
 /* The daemon's state ------------------------------------------------------- */
 
-static double
-metric_at(int line, const char *series)
-{
-	struct httpc_response r;
-	apitest_ask_at(line, "GET", "/metrics", NULL, NULL, &r);
-	ck_assert_msg(r.status == 200, "line %d: /metrics answered %d", line, r.status);
-	double value = 0;
-	size_t n = strlen(series);
-	for (const char *p = r.body; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
-		if (strncmp(p, series, n) == 0 && p[n] == ' ') {
-			value = strtod(p + n + 1, NULL);
-			break;
-		}
-	}
-	httpc_response_free(&r);
-	return value;
-}
-#define metric(s) metric_at(__LINE__, s)
+#define metric(s) fronttest_metric_at(__LINE__, s)
 
-/* Polls until the daemon has exactly `count` fronts, none of them
- * `not_this` (0: any); returns the first one's pid. */
-static pid_t
-wait_for_fronts_at(int line, int count, pid_t not_this)
-{
-	int64_t deadline = support_now_ms() + WAIT_MS;
-	pid_t pids[FRONTS_MAX];
-	for (;;) {
-		int n = support_children(apitest_server.pid, FRONT_COMM, pids, FRONTS_MAX);
-		int fresh = n == count;
-		for (int i = 0; fresh && i < n; i++)
-			fresh = pids[i] != not_this;
-		if (fresh)
-			return pids[0];
-		ck_assert_msg(support_now_ms() < deadline, "line %d: %d fronts (wanted %d, "
-		    "not pid %d); log:\n%s", line, n, count, (int)not_this, LOG());
-		usleep(POLL_STEP_US);
-	}
-}
+#define wait_for_fronts_at fronttest_wait_for_fronts_at
 #define only_front() wait_for_fronts_at(__LINE__, 1, 0)
 
 /* How many lines of the log hold `text`. */
