@@ -148,37 +148,7 @@ END_TEST
 
 /* 2. The bytecode verifier ------------------------------------------------- */
 
-/* `luajit -b` of source, into the scratch directory; caller frees. */
-static unsigned char *
-luajit_compile(const char *source, size_t *len)
-{
-	char src[96], out[96], luajit[] = "/usr/bin/luajit", flag[] = "-b";
-	snprintf(src, sizeof(src), "%s/chunk.lua", apitest_scratch);
-	snprintf(out, sizeof(out), "%s/chunk.luac", apitest_scratch);
-	ck_assert_int_eq(support_write_file(src, source, strlen(source)), 0);
-	char *argv[] = { luajit, flag, src, out, NULL };
-	int status;
-	char *o, *e;
-	ck_assert_int_eq(support_run(argv, 10000, &status, &o, &e), 0);
-	ck_assert_msg(status == 0, "luajit -b failed: %s", e ? e : "");
-	free(o);
-	free(e);
-	unsigned char *bc = (unsigned char *)support_read_file(out, len);
-	ck_assert_ptr_nonnull(bc);
-	return bc;
-}
 
-static int
-opcode_named(const char *name)
-{
-	for (unsigned op = 0; op < 256; op++) {
-		const char *n = bcverify_opname(op);
-		if (n && strcmp(n, name) == 0)
-			return (int)op;
-	}
-	ck_abort_msg("no opcode %s", name);
-	return -1;
-}
 
 /* {"bytecode": ...} of a chunk whose KNUM reads constant 6001 of 1
  * (tests/vm/test_trust.c); cJSON_free it. */
@@ -186,8 +156,8 @@ static char *
 knum_past_the_constants(void)
 {
 	size_t len;
-	unsigned char *bc = luajit_compile("local x = 0.123456 return x", &len);
-	int knum = opcode_named("KNUM"), ret1 = opcode_named("RET1");
+	unsigned char *bc = apitest_luajit_compile("local x = 0.123456 return x", "-b", &len);
+	int knum = apitest_opcode_named("KNUM"), ret1 = apitest_opcode_named("RET1");
 	size_t at = 0;
 	for (size_t i = 0; i + 8 <= len; i++)
 		if (bc[i] == knum && bc[i + 1] == 0 && bc[i + 2] == 0 && bc[i + 3] == 0 &&

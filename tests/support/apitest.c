@@ -15,6 +15,7 @@
 
 #include "common/base64.h"
 #include "support/apitest.h"
+#include "vm/bcverify.h"
 #include "support/httpc.h"
 #include "support/server.h"
 #include "support/support.h"
@@ -284,4 +285,37 @@ void
 apitest_read_answer_at(int line, int fd, struct httpc_response *r)
 {
 	ck_assert_msg(httpc_read_response(fd, r) == 0, "line %d: no HTTP answer", line);
+}
+
+unsigned char *
+apitest_luajit_compile(const char *source, const char *flag, size_t *len)
+{
+	char src[96], out[96];
+	snprintf(src, sizeof(src), "%s/chunk.lua", apitest_scratch);
+	snprintf(out, sizeof(out), "%s/chunk.luac", apitest_scratch);
+	ck_assert_int_eq(support_write_file(src, source, strlen(source)), 0);
+	char luajit[] = "/usr/bin/luajit", option[8];
+	snprintf(option, sizeof(option), "%s", flag);
+	char *argv[] = { luajit, option, src, out, NULL };
+	int status;
+	char *o, *e;
+	ck_assert_int_eq(support_run(argv, 10000, &status, &o, &e), 0);
+	ck_assert_msg(status == 0, "luajit %s failed: %s", flag, e ? e : "");
+	free(o);
+	free(e);
+	unsigned char *bc = (unsigned char *)support_read_file(out, len);
+	ck_assert_ptr_nonnull(bc);
+	return bc;
+}
+
+int
+apitest_opcode_named(const char *name)
+{
+	for (unsigned op = 0; op < 256; op++) {
+		const char *n = bcverify_opname(op);
+		if (n && strcmp(n, name) == 0)
+			return (int)op;
+	}
+	ck_abort_msg("no opcode %s", name);
+	return -1;
 }

@@ -112,6 +112,11 @@ char *apitest_encode_base64(const void *data, size_t len, int url_safe, int padd
     size_t line_len);
 /* A fixture file in standard base64; caller frees. */
 char *apitest_fixture_base64(const char *path);
+/* The bytes `luajit FLAG` (-b, -bg, -bs) makes of source, through the
+ * scratch directory (apitest_make_scratch_dir); caller frees. */
+unsigned char *apitest_luajit_compile(const char *source, const char *flag, size_t *len);
+/* The opcode of a bytecode instruction name (the verifier's table). */
+int apitest_opcode_named(const char *name);
 
 /* Server state and connections -------------------------------------------- */
 

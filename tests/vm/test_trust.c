@@ -24,27 +24,6 @@
 
 /* Chunks made with luajit -b ---------------------------------------------- */
 
-/* The bytes `luajit -b` (or -bg, -bs) makes of source; caller frees. */
-static unsigned char *
-luajit_compile(const char *source, const char *flag, size_t *len)
-{
-	char src[96], out[96];
-	snprintf(src, sizeof(src), "%s/chunk.lua", apitest_scratch);
-	snprintf(out, sizeof(out), "%s/chunk.luac", apitest_scratch);
-	ck_assert_int_eq(support_write_file(src, source, strlen(source)), 0);
-	char luajit[] = "/usr/bin/luajit", option[8];
-	snprintf(option, sizeof(option), "%s", flag);
-	char *argv[] = { luajit, option, src, out, NULL };
-	int status;
-	char *o, *e;
-	ck_assert_int_eq(support_run(argv, 10000, &status, &o, &e), 0);
-	ck_assert_msg(status == 0, "luajit %s failed: %s", flag, e ? e : "");
-	free(o);
-	free(e);
-	unsigned char *bc = (unsigned char *)support_read_file(out, len);
-	ck_assert_ptr_nonnull(bc);
-	return bc;
-}
 
 /* string.dump of the function `expression` evaluates to, by luajit itself. */
 static unsigned char *
@@ -68,17 +47,6 @@ luajit_dump(const char *expression, size_t *len)
 	return bc;
 }
 
-static int
-opcode_named(const char *name)
-{
-	for (unsigned op = 0; op < 256; op++) {
-		const char *n = bcverify_opname(op);
-		if (n && strcmp(n, name) == 0)
-			return (int)op;
-	}
-	ck_abort_msg("no opcode %s", name);
-	return -1;
-}
 
 /* {"bytecode": b64, "context": context, "timeout_ms": timeout_ms (if not 0)} */
 static char *
@@ -117,7 +85,7 @@ setup_one_worker(void)
 START_TEST(a_knum_index_past_the_constants_should_get_400_invalid_bytecode)
 {
 	size_t len;
-	unsigned char *bc = luajit_compile("local x = 0.123456 return x", "-b", &len);
+	unsigned char *bc = apitest_luajit_compile("local x = 0.123456 return x", "-b", &len);
 	struct httpc_response r;
 	char *body = bytecode_request(bc, len, NULL);
 	post_json("/v1/exec", body, &r);
@@ -126,7 +94,7 @@ START_TEST(a_knum_index_past_the_constants_should_get_400_invalid_bytecode)
 	free(body);
 
 	/* KNUM 0 0 then RET1 0 2: point KNUM at constant 6001 of 1. */
-	int knum = opcode_named("KNUM"), ret1 = opcode_named("RET1");
+	int knum = apitest_opcode_named("KNUM"), ret1 = apitest_opcode_named("RET1");
 	size_t at = 0;
 	for (size_t i = 0; i + 8 <= len; i++)
 		if (bc[i] == knum && bc[i + 1] == 0 && bc[i + 2] == 0 && bc[i + 3] == 0 &&
@@ -156,9 +124,9 @@ START_TEST(a_chunk_reading_far_past_its_constants_should_get_400_and_steal_nothi
 	strcpy(source, "local function chk(x) return x end\n");
 	for (int i = 0; i < 4000; i++)
 		strcat(source, "chk(0.123456)\n");
-	unsigned char *bc = luajit_compile(source, "-b", &len);
+	unsigned char *bc = apitest_luajit_compile(source, "-b", &len);
 	free(source);
-	int knum = opcode_named("KNUM");
+	int knum = apitest_opcode_named("KNUM");
 	int patched = 0;
 	for (size_t i = 0; i + 4 <= len && patched < 4000; i++) {
 		if (bc[i] == knum && bc[i + 2] == 0 && bc[i + 3] == 0 && bc[i + 1] < 8) {
@@ -326,7 +294,7 @@ expect_bytecode_loop_stopped(const char *jit, const char *stop_kind, const char 
 	const char *const options[] = { "--workers", "1", "--bytecode-jit", jit, NULL };
 	apitest_start(options);
 	size_t len;
-	unsigned char *bc = luajit_compile("local s = 0 for i = 1, 1e15 do s = s + i % 7 end "
+	unsigned char *bc = apitest_luajit_compile("local s = 0 for i = 1, 1e15 do s = s + i % 7 end "
 	    "return s", "-b", &len);
 	char *body = timed_bytecode_request(bc, len, NULL, 200);
 	char series[128], other[128];
@@ -438,12 +406,12 @@ START_TEST(a_storm_of_mutated_bytecode_should_fail_no_correct_request)
 	static const char *const options[] = { "--workers", "2", NULL };
 	apitest_start(options);
 	struct storm s = { .lock = PTHREAD_MUTEX_INITIALIZER };
-	s.chunks[0] = luajit_compile("return {1, ctx.n, 'x'}", "-b", &s.lens[0]);
-	s.chunks[1] = luajit_compile("local t = {} for i = 1, ctx.n do t[i] = i * 2 end "
+	s.chunks[0] = apitest_luajit_compile("return {1, ctx.n, 'x'}", "-b", &s.lens[0]);
+	s.chunks[1] = apitest_luajit_compile("local t = {} for i = 1, ctx.n do t[i] = i * 2 end "
 	    "local s = 0 for _, v in ipairs(t) do s = s + v end return s", "-bg", &s.lens[1]);
 	s.chunks[2] = luajit_dump("local up = 0 return function() up = up + 1 "
 	    "local f = function(a) return a .. up end return f('x'), #ctx end", &s.lens[2]);
-	s.chunks[3] = luajit_compile("local s = '' for k, v in pairs({a=1, b=2}) do "
+	s.chunks[3] = apitest_luajit_compile("local s = '' for k, v in pairs({a=1, b=2}) do "
 	    "s = s .. k .. v end while #s < 10 do s = s .. '.' end repeat s = s .. '!' "
 	    "until #s > 12 return s:upper()", "-b", &s.lens[3]);
 	const char *env = getenv("LUAPOOL_STORM_SECONDS");
