@@ -38,13 +38,15 @@ function done(summary, latency, requests)
 end
 EOF
 
-# start CPUS FRONTS: luapoold on a free port, pinned to the first CPUS cores
+# start CPUS FRONTS: luapoold on a free port, pinned to the first CPUS cores;
+# FRONTS 0 is --fronts no (front_workers = 0 means one per online CPU)
 start() {
-	local port
+	local port fronts=(--front-workers "$2")
+	[ "$2" = 0 ] && fronts=(--fronts no)
 	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 	URL=http://127.0.0.1:$port
 	taskset -c "0-$(($1 - 1))" "$BUILD/luapoold" --listen "127.0.0.1:$port" --workers "$1" \
-	    --front-workers "$2" --worker-path "$BUILD/luapool-worker" \
+	    "${fronts[@]}" --worker-path "$BUILD/luapool-worker" \
 	    --front-path "$BUILD/luapool-front" --log-level error >"$TMP/log" 2>&1 &
 	PID=$!
 	for _ in $(seq 100); do

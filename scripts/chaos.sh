@@ -1,9 +1,11 @@
 #!/bin/bash
 # Chaos run against a real luapoold on 127.0.0.1, bounded in time:
 #   scripts/chaos.sh [BUILD_DIR] [SECONDS]          (default build, 45 s)
-# FRONTS=N in the environment adds --front-workers N (the fronts are then
-# among the children killed and stopped: a request on a front's connection
-# is lost when its front is SIGKILLed, by design; see docs/ARCHITECTURE.md).
+# Fronts are the daemon's default (one per online CPU); FRONTS=0 in the
+# environment adds --fronts no, FRONTS=N adds --front-workers N.  With
+# fronts they are among the children killed and stopped: a request on a
+# front's connection is lost when its front is SIGKILLed, by design (see
+# docs/ARCHITECTURE.md), so FRONTS=0 is the run that must lose nothing.
 # While correct requests flow (each with a value of its own, checked in the
 # answer), workers are SIGKILLed and SIGSTOPped at random, runaway jobs hit
 # their deadlines, big PUTs, slow clients and malformed requests arrive.
@@ -24,8 +26,13 @@ cleanup() {
 trap cleanup EXIT
 
 mkdir -p "$work/scripts"
+case ${FRONTS-} in
+"") fronts=() ;;
+0) fronts=(--fronts no) ;;
+*) fronts=(--front-workers "$FRONTS") ;;
+esac
 "$build/luapoold" --listen 127.0.0.1:0 --workers 2 --worker-path "$build/luapool-worker" \
-	--scripts-dir "$work/scripts" --max-body-bytes 16777216 --front-workers "${FRONTS:-0}" \
+	--scripts-dir "$work/scripts" --max-body-bytes 16777216 "${fronts[@]}" \
 	2>"$work/daemon.log" &
 daemon_pid=$!
 port=

@@ -49,12 +49,39 @@ enum front_msg_type {
 	FRONT_MSG_DRAINING,
 	/* front -> supervisor (with access_log): the payload is `count`
 	 * access records, each a struct front_access then its four texts. */
-	FRONT_MSG_ACCESS
+	FRONT_MSG_ACCESS,
+	/* front -> supervisor: the payload is `count` uint64_t, the inode
+	 * numbers of client connections this front closed (or refused): they
+	 * no longer count against max_connections. */
+	FRONT_MSG_CLOSED,
+	/* supervisor -> front: the connection table is full and a client
+	 * waits: close your connection idle the longest, then answer ROOM
+	 * with count 1, or 0 when every one is busy with a request. */
+	FRONT_MSG_MAKE_ROOM,
+	FRONT_MSG_ROOM,
+	/* front -> supervisor: the payload is a struct front_borrow: lend me
+	 * request bytes out of max_inflight_bytes.  The supervisor answers
+	 * LEND with count = the KiB lent (0: none).  RETURN (count = KiB)
+	 * gives some back; what a front held returns when it dies. */
+	FRONT_MSG_BORROW,
+	FRONT_MSG_LEND,
+	FRONT_MSG_RETURN,
+	/* supervisor -> front: the server drains before it exits: run no
+	 * more jobs here, hand every request on (the supervisor refuses new
+	 * ones with 503 shutting_down). */
+	FRONT_MSG_SHUTDOWN
 };
+
+/* BORROW: want KiB if they are free, else at least need KiB, else none. */
+struct front_borrow {
+	uint32_t want_kib, need_kib;
+};
+
+#define FRONT_CLOSED_MAX	((FRONT_PACKET_MAX - sizeof(struct front_msg)) / sizeof(uint64_t))
 
 struct front_msg {
 	uint32_t type;
-	uint32_t count;		/* FRONT_MSG_STATS: observations */
+	uint32_t count;		/* entries of the payload, or the number ROOM, LEND, RETURN carry */
 };
 
 /* One answered request, for /metrics (metrics_observe and, when

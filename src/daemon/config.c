@@ -77,6 +77,7 @@ config_init(struct config *cfg)
 		.cache_entries = LUAPOOL_DEFAULT_CACHE_ENTRIES,
 		.access_log = 1,
 		.slow_job_ms = DEFAULT_SLOW_JOB_MS,
+		.fronts = 1,
 		.front_workers = 0,
 		.fast_lane_ms = DEFAULT_FAST_LANE_MS,
 		.http_threads = 0,
@@ -182,10 +183,6 @@ check_limits(const struct config *cfg, char *err, size_t errlen)
 	if (cfg->fast_lane_ms < 1 || cfg->fast_lane_ms > MAX_FAST_LANE_MS)
 		return config_keys_fail(err, errlen,
 		    "fast_lane_ms must be between 1 and %u", MAX_FAST_LANE_MS);
-	/* The supervisor serves what fronts hand over from its one event loop. */
-	if (cfg->front_workers > 0 && cfg->http_threads > 0)
-		return config_keys_fail(err, errlen,
-		    "front_workers needs http_threads = 0");
 	return 0;
 }
 
@@ -286,11 +283,6 @@ check_files(const struct config *cfg, char *err, size_t errlen)
 		return config_keys_fail(err, errlen,
 		    "tls_cert_file and tls_key_file go "
 		    "together: set both or neither");
-	/* A front answers on the shared socket in plain HTTP. */
-	if (cfg->tls_cert_file != NULL && cfg->front_workers > 0)
-		return config_keys_fail(err, errlen,
-		    "front_workers serve plain HTTP only: set front_workers = 0 "
-		    "or unset tls_cert_file and tls_key_file");
 	if (cfg->tls_cert_file != NULL &&
 	    (check_readable("tls_cert_file", cfg->tls_cert_file, err,
 	    errlen) == -1 ||
@@ -328,4 +320,38 @@ config_validate(const struct config *cfg, char *err, size_t errlen)
 	if (check_limits(cfg, err, errlen) == -1)
 		return -1;
 	return check_files(cfg, err, errlen);
+}
+
+/* Fronts ----------------------------------------------------------------- */
+
+/*
+ * TLS and http_threads > 0 turn fronts off instead of being refused: fronts
+ * are the default, and a configuration that asks for either must still
+ * start.  A front answers on the shared socket in plain HTTP, and the
+ * supervisor serves what fronts hand over from its one event loop.
+ */
+const char *
+config_fronts_off_reason(const struct config *cfg)
+{
+	if (!cfg->fronts)
+		return NULL;
+	if (cfg->tls_cert_file != NULL)
+		return "TLS is served by the supervisor";
+	if (cfg->http_threads > 0)
+		return "http_threads > 0";
+	return NULL;
+}
+
+unsigned
+config_front_count(const struct config *cfg)
+{
+	if (!cfg->fronts || config_fronts_off_reason(cfg) != NULL)
+		return 0;
+	if (cfg->front_workers > 0)
+		return cfg->front_workers;
+	/* As workers = 0 (pool.c), bounded as front_workers is. */
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	if (n < 1)
+		return 1;
+	return n > (long)MAX_FRONT_WORKERS ? MAX_FRONT_WORKERS : (unsigned)n;
 }

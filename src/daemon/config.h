@@ -58,7 +58,8 @@ struct config {
 	unsigned slow_job_ms;		/* jobs longer than this are logged at warn; 0: off */
 	char *worker_path;		/* NULL: the pool's search order */
 	char *worker_user;		/* workers run as this user when luapoold is root */
-	unsigned front_workers;		/* front processes (src/front/); 0: none */
+	int fronts;			/* 1: front processes serve HTTP (config_front_count) */
+	unsigned front_workers;		/* front processes (src/front/); 0: one per CPU */
 	unsigned fast_lane_ms;		/* a front's bound for running a job itself */
 	char *front_path;		/* NULL: the search order of process_find_front */
 	char *tls_cert_file, *tls_key_file;
@@ -97,6 +98,19 @@ int config_set(struct config *cfg, const char *key, const char *value, char *err
 
 /* Cross-field checks (timeouts, sizes, files readable).  -1 with err filled. */
 int config_validate(const struct config *cfg, char *err, size_t errlen);
+
+/*
+ * Fronts to start: 0 with fronts = no, tls_cert_file set or http_threads
+ * > 0 (fronts serve plain HTTP from the supervisor's one event loop);
+ * else front_workers, or with front_workers = 0 one per online CPU (1 to
+ * 64).  Call it once at start: the CPU count may change later.
+ */
+unsigned config_front_count(const struct config *cfg);
+
+/* Why fronts = yes starts none ("TLS is served by the supervisor",
+ * "http_threads > 0"), for the start-up log; NULL when fronts run or
+ * fronts = no. */
+const char *config_fronts_off_reason(const struct config *cfg);
 
 /* Prints --help to stdout: the built-in options, then every key as an
  * option with its default (from config_init) and a one-line description. */

@@ -39,7 +39,7 @@ struct config_key {
 
 /* Entries of config_keys; config_keys.c fails to compile when the table
  * has another length, so a new key updates this count too. */
-#define CONFIG_KEY_COUNT	37
+#define CONFIG_KEY_COUNT	38
 
 /* Every key, in the order of struct config (and of conf/luapoold.conf). */
 extern const struct config_key config_keys[];

@@ -91,8 +91,12 @@ const struct config_key config_keys[] = {
 	    "$LUAPOOL_WORKER, the install path, then next to luapoold"),
 	NAME_KEY(worker_user, "user the workers run as when luapoold runs as "
 	    "root (never root itself); ignored otherwise"),
-	UNSIGNED_KEY(front_workers, "processes that serve HTTP themselves and run "
-	    "short jobs in-process; 0: none, the supervisor serves every request"),
+	BOOL_KEY(fronts, "whether front processes serve HTTP and run short jobs "
+	    "in-process (docs/ARCHITECTURE.md, \"Fronts\"); no: the supervisor "
+	    "serves every request; off by itself with tls_cert_file or "
+	    "http_threads > 0"),
+	UNSIGNED_KEY(front_workers, "front processes when fronts = yes; 0: one per "
+	    "online CPU"),
 	UNSIGNED_KEY(fast_lane_ms, "a job runs in a front only if its chunk's "
 	    "recent runs all stayed under half of this, and is stopped and sent to "
 	    "the pool if it reaches it"),

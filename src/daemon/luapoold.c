@@ -2,7 +2,7 @@
  * luapoold.c - the daemon: configuration, the pool, the script store and
  * the HTTP front end, systemd notifications, and the signal-driven
  * lifecycle (SIGHUP reload, SIGTERM/SIGINT drain and exit 0), and with
- * front_workers the front processes (pool/fronts.c) that serve HTTP
+ * fronts (the default) the front processes (pool/fronts.c) that serve HTTP
  * themselves and hand the rest to this process.
  *
  * Signals are blocked in every thread and read from a signalfd by the
@@ -32,14 +32,15 @@
 #include "pool/fronts.h"
 
 #define DRAIN_EXTRA_MS 2000
-#define FRONT_ARG_PAIRS 10
+#define FRONT_ARG_PAIRS 9
 
 struct daemon {
 	struct config cfg;
 	struct luapool *pool;
 	struct scripts *scripts;
 	struct http *http;
-	struct fronts *fronts;		/* NULL: front_workers = 0 */
+	struct fronts *fronts;		/* NULL: no fronts (config_front_count) */
+	unsigned front_count;		/* config_front_count at start */
 	char *token;
 	char *tls_cert, *tls_key;
 	unsigned char *bytecode_key;	/* bytecode = signed, until http_start */
@@ -211,15 +212,13 @@ front_args_from_config(const struct config *cfg, struct front_args *a)
 		{ "--fast-lane-ms", cfg->fast_lane_ms },
 		{ "--max-body-bytes", cfg->max_body_bytes },
 		{ "--max-connections", cfg->max_connections },
-		{ "--max-connections-per-ip", cfg->max_connections_per_ip },
 		{ "--request-read-timeout-s", cfg->request_read_timeout_s },
 		{ "--bytecode-mode", (unsigned)http_bytecode_mode(cfg) },
 		{ "--access-log", cfg->access_log != 0 },
 		{ "--slow-job-ms", cfg->slow_job_ms },
 		{ "--metrics-auth", cfg->metrics_auth != 0 },
-		/* each front holds its share of the request byte budget */
-		{ "--max-inflight-bytes", cfg->max_inflight_bytes / (cfg->front_workers ?
-		    cfg->front_workers : 1) },
+		/* the whole budget: the supervisor lends it out to the fronts */
+		{ "--max-inflight-bytes", cfg->max_inflight_bytes },
 	};
 	for (unsigned i = 0; i < FRONT_ARG_PAIRS; i++) {
 		snprintf(a->values[i], sizeof(a->values[i]), "%llu", pairs[i].value);
@@ -235,11 +234,17 @@ static int
 start_fronts(struct daemon *d, char *err, size_t errlen)
 {
 	struct front_args args;
-	if (d->cfg.front_workers == 0)
+	/* Said once: a TLS or threaded setup that meant to have fronts should
+	 * see why it has none; fronts = no is the operator's own choice. */
+	const char *off = config_fronts_off_reason(&d->cfg);
+	if (off != NULL)
+		log_info("fronts: off (%s)", off);
+	d->front_count = config_front_count(&d->cfg);
+	if (d->front_count == 0)
 		return 0;
 	front_args_from_config(&d->cfg, &args);
 	struct fronts_options o = {
-		.count = d->cfg.front_workers,
+		.count = d->front_count,
 		.front_path = d->cfg.front_path,
 		.extra_args = args.argv,
 		.auth_token = d->token,
@@ -277,7 +282,7 @@ start_http(struct daemon *d, char *err, size_t errlen)
 		.max_connections_per_ip = d->cfg.max_connections_per_ip,
 		.connection_timeout_s = d->cfg.connection_timeout_s,
 		.threads = d->cfg.http_threads,
-		.fronts = d->cfg.front_workers > 0,
+		.fronts = config_front_count(&d->cfg) > 0,
 		.auth_token = d->token,
 		.bytecode_mode = http_bytecode_mode(&d->cfg),
 		.bytecode_key = d->bytecode_key, .bytecode_key_len = d->bytecode_key_len,
@@ -297,8 +302,8 @@ start_http(struct daemon *d, char *err, size_t errlen)
 	unsigned workers = luapool_active_workers(d->pool);
 	const char *plural = workers == 1 ? "" : "s";
 	if (d->fronts != NULL)
-		snprintf(fronts, sizeof(fronts), " and %u front%s", d->cfg.front_workers,
-		    d->cfg.front_workers == 1 ? "" : "s");
+		snprintf(fronts, sizeof(fronts), " and %u front%s", d->front_count,
+		    d->front_count == 1 ? "" : "s");
 	snprintf(status, sizeof(status), "READY=1\nSTATUS=serving on %s:%u with %u worker%s%s",
 	    *host ? host : "*", http_port(d->http), workers, plural, fronts);
 	log_info("listening on %s%s%s:%u (%s), %u worker%s%s", strchr(host, ':') ? "[" : "",
@@ -425,6 +430,7 @@ reload(struct daemon *d, int argc, char **argv)
 	warn_if_changed(o->cache_entries != fresh.cache_entries, "cache_entries");
 	warn_if_changed(o->bytecode_jit != fresh.bytecode_jit, "bytecode_jit");
 	warn_if_changed(o->http_threads != fresh.http_threads, "http_threads");
+	warn_if_changed(o->fronts != fresh.fronts, "fronts");
 	warn_if_changed(o->front_workers != fresh.front_workers, "front_workers");
 	warn_if_changed(strings_differ(o->front_path, fresh.front_path), "front_path");
 	if (d->cfg.scripts_dir)
@@ -453,12 +459,12 @@ reload(struct daemon *d, int argc, char **argv)
 }
 
 /*
- * Drain, first step: the fronts stop taking connections (they say they
- * drain, and we deal them no more) and finish what they hold, some of it
- * through us (their internal connections, adopted and replayed ones), so
- * this loop keeps serving normally meanwhile; the pool's and HTTP's drain
- * come after, under the same bound.  A front still alive at the bound
- * gets SIGKILL (fronts_free).
+ * Drain, after HTTP's first step (no listening socket, new requests get
+ * 503 shutting_down, the fronts run no more jobs themselves and hand every
+ * request here): the fronts finish what they hold, some of it through us
+ * (their internal connections, adopted and replayed ones), so this loop
+ * keeps serving meanwhile; the pool's drain comes after, under the same
+ * bound.  A front still alive at the bound gets SIGKILL (fronts_free).
  */
 static void
 stop_fronts(struct daemon *d, int signal_fd, int64_t bound)
@@ -473,16 +479,17 @@ stop_fronts(struct daemon *d, int signal_fd, int64_t bound)
 	d->fronts = NULL;
 }
 
-/* SIGTERM: the fronts finish and go (stop_fronts), no new connections,
- * in-flight jobs finish (bounded by their deadlines), then workers stop. */
+/* SIGTERM: no new connections or requests, the fronts finish and go
+ * (stop_fronts), in-flight jobs finish (bounded by their deadlines), then
+ * workers stop. */
 static void
 drain_and_stop(struct daemon *d, int signal_fd)
 {
 	notify_send("STOPPING=1\nSTATUS=draining");
 	int64_t bound = frame_now_ns() + ((int64_t)d->cfg.max_timeout_ms + DRAIN_EXTRA_MS) * 1000000;
-	stop_fronts(d, signal_fd, bound);
 	log_info("draining: %u requests in flight", http_in_flight(d->http));
 	http_begin_drain(d->http);
+	stop_fronts(d, signal_fd, bound);
 	while (luapool_drain(d->pool) > 0 && frame_now_ns() < bound)
 		http_serve_once(d->http, signal_fd, 2);
 	/* The pool first: it answers every job it still holds, which resumes

@@ -40,8 +40,6 @@ front_option(void *arg, const char *key, unsigned long v)
 		a->front.max_body_bytes = v;
 	else if (strcmp(key, "--max-connections") == 0)
 		a->front.max_connections = (unsigned)v;
-	else if (strcmp(key, "--max-connections-per-ip") == 0)
-		a->front.max_connections_per_ip = (unsigned)v;
 	else if (strcmp(key, "--request-read-timeout-s") == 0)
 		a->front.request_read_timeout_s = (unsigned)v;
 	else if (strcmp(key, "--max-inflight-bytes") == 0)

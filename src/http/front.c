@@ -57,6 +57,7 @@ static struct {
 	struct vm_outcome out;
 	int resumed;			/* run MHD again before sleeping */
 	int retire;			/* the VM must be replaced: drain, exit */
+	int shutting_down;		/* the server drains: no lane, hand all on */
 } F;
 
 static volatile sig_atomic_t stop_asked;
@@ -226,7 +227,7 @@ handle(struct front_req *req, const char *url)
 	 * spare byte past its length. */
 	if (req->body.data != NULL)
 		req->body.data[req->body.len] = '\0';
-	if (strcmp(req->method, "POST") == 0 && strcmp(url, "/v1/exec") == 0 &&
+	if (!F.shutting_down && strcmp(req->method, "POST") == 0 && strcmp(url, "/v1/exec") == 0 &&
 	    F.o.bytecode_mode != HTTP_BYTECODE_SIGNED && req->body.len > 0 && authorized(req)) {
 		try_lane(req, url);
 		if (req->ready)
@@ -360,6 +361,7 @@ on_connection(void *cls, struct MHD_Connection *mhd, void **socket_context,
 		if (c == NULL)
 			return;
 		c->fd = ci ? ci->connect_fd : -1;
+		c->ino = front_control_inode(c->fd);
 		c->state = FRONT_IDLE;
 		front_forward_name_client(c, mhd);
 		front_limits_wait_for_request(c);
@@ -373,6 +375,7 @@ on_connection(void *cls, struct MHD_Connection *mhd, void **socket_context,
 	struct front_conn *c = *socket_context;
 	if (c == NULL)
 		return;
+	front_control_closed(c->ino);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -397,6 +400,7 @@ void
 front_last_words(void)
 {
 	front_forward_hand_over(F.conns);
+	front_control_adopt_kept();
 }
 
 /* A crash (a fault, or the signal sent as one) costs the front, not the
@@ -446,12 +450,16 @@ serve_connection(int fd)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
+	uint64_t ino = front_control_inode(fd);
 	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == -1) {
 		close(fd);
+		front_control_closed(ino);
 		return;
 	}
-	if (MHD_add_connection(F.daemon, fd, (struct sockaddr *)&ss, sl) != MHD_YES)
+	if (MHD_add_connection(F.daemon, fd, (struct sockaddr *)&ss, sl) != MHD_YES) {
 		log_debug("a new connection was refused (limits)");
+		front_control_closed(ino);
+	}
 }
 
 /* New connections that come anyway (sent before the supervisor read this)
@@ -501,7 +509,8 @@ start_daemon(void)
 	    MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL,
 	    MHD_OPTION_URI_LOG_CALLBACK, on_request_line, NULL,
 	    MHD_OPTION_CONNECTION_LIMIT, F.o.max_connections,
-	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, F.o.max_connections_per_ip,
+	    /* max_connections_per_ip is the supervisor's: it counts every
+	     * connection of the server where it accepts them. */
 	    MHD_OPTION_CONNECTION_TIMEOUT, F.o.request_read_timeout_s,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)FRONT_CONNECTION_MEMORY,
 	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
@@ -530,9 +539,13 @@ take_connections(void)
 		struct front_msg m;
 		int fds[FRONT_FDS_MAX];
 		unsigned n;
-		int rc = front_forward_receive(&m, fds, &n);
+		int rc = front_control_next(&m, fds, &n);
 		if (rc <= 0)
 			return rc;
+		if (m.type == FRONT_MSG_MAKE_ROOM)
+			F.resumed |= front_control_make_room(F.conns);
+		else if (m.type == FRONT_MSG_SHUTDOWN)
+			F.shutting_down = 1;
 		for (unsigned i = 0; i < n; i++) {
 			if (m.type == FRONT_MSG_CONNECTION && i == 0)
 				serve_connection(fds[i]);
@@ -550,10 +563,12 @@ wait_events(void)
 	int timeout = LOOP_TICK_MS;
 	if (MHD_get_timeout(F.daemon, &mhd_ms) == MHD_YES && mhd_ms < (unsigned)timeout)
 		timeout = (int)mhd_ms;
-	if (F.resumed) {
+	if (F.resumed || front_control_pending()) {
 		timeout = 0;
 		F.resumed = 0;
 	}
+	if (front_control_pending() && take_connections() == -1)
+		return -1;
 	struct epoll_event ev[32];
 	int n = epoll_wait(F.epfd, ev, 32, timeout);
 	for (int i = 0; i < n; i++) {
@@ -595,7 +610,7 @@ front_serve(struct vm *vm, const struct front_options *o, void (*lock_down)(void
 		log_error("crash handlers: %s", strerror(errno));
 		return 1;
 	}
-	if (start_daemon() == -1) {
+	if (start_daemon() == -1 || front_control_init() == -1) {
 		log_error("cannot serve HTTP: %s", strerror(errno));
 		return 1;
 	}
@@ -622,9 +637,10 @@ front_serve(struct vm *vm, const struct front_options *o, void (*lock_down)(void
 	 * the drain's bound, what is still handed on is replayed there too. */
 	if (F.in_flight == 0) {
 		front_forward_adopt_idle(F.conns);
+		front_control_adopt_kept();
 		front_forward_adopt_undelivered();
 	} else {
-		front_forward_hand_over(F.conns);
+		front_last_words();
 	}
 	return 0;
 }

@@ -18,7 +18,6 @@ struct front_options {
 	size_t max_inflight_bytes;	/* request bytes this front holds at once */
 	size_t max_answer_bytes;	/* an answer from the supervisor */
 	unsigned max_connections;
-	unsigned max_connections_per_ip;	/* 0: no limit */
 	unsigned request_read_timeout_s;
 	int bytecode_mode;		/* enum http_bytecode_mode */
 	const char *auth_token;		/* NULL: no auth */

@@ -346,6 +346,13 @@ adopt(const int *fds, unsigned n)
 }
 
 void
+front_forward_adopt_one(int fd)
+{
+	adopt(&fd, 1);
+	close(fd);
+}
+
+void
 front_forward_adopt_idle(struct front_conn *head)
 {
 	int fds[FRONT_FDS_MAX];

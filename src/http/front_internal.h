@@ -33,6 +33,7 @@ struct front_conn {
 	volatile enum front_conn_state state;
 	struct front_req *req;		/* FRONT_HANDED: the request to replay */
 	int64_t read_deadline_ns;	/* the next request must be in by then; 0: none */
+	uint64_t ino;			/* its socket's inode: the supervisor's name for it */
 	char client[46];		/* the client's address as text, "" if unknown */
 };
 
@@ -114,6 +115,8 @@ int front_forward_start(struct front_req *req, int epfd);
 int front_forward_io(struct front_req *req, int epfd);
 /* Closes the internal connection. */
 void front_forward_end(struct front_req *req, int epfd);
+/* Hands one connection to the supervisor, and closes our copy. */
+void front_forward_adopt_one(int fd);
 /* Hands every idle connection on the list to the supervisor (drain). */
 void front_forward_adopt_idle(struct front_conn *head);
 /* One message from the supervisor, if any: 1 with *m and its descriptors
@@ -126,8 +129,34 @@ void front_forward_adopt_undelivered(void);
 /* The last words: idle connections adopted, handed requests replayed. */
 void front_forward_hand_over(struct front_conn *head);
 
+/* front_control.c: what a front tells the supervisor besides hand-offs. */
+
+/* Before the sandbox: bounds the wait for the supervisor's LEND. */
+int front_control_init(void);
+/* The inode of a socket (0 if unknown): how the supervisor knows it. */
+uint64_t front_control_inode(int fd);
+/* A client connection closed here (or refused). */
+void front_control_closed(uint64_t ino);
+/* MAKE_ROOM: closes the connection idle the longest, if any, and says
+ * so; 1 if it closed one (libmicrohttpd should run again soon). */
+int front_control_make_room(struct front_conn *head);
+/* Asks for request bytes out of the server's budget: want if free, else
+ * at least need; waits for the answer (up to 1 s).  The bytes lent, or 0. */
+size_t front_control_borrow(size_t need, size_t want);
+/* Gives lent bytes back (whole KiB). */
+void front_control_return(size_t bytes);
+/* The next message from the supervisor: those kept while a LEND was
+ * awaited, then the socket's (front_forward_receive's contract). */
+int front_control_next(struct front_msg *m, int *fds, unsigned *nfds);
+/* Whether kept messages wait (the socket may be quiet meanwhile). */
+int front_control_pending(void);
+/* Kept connections go to the supervisor (the front ends). */
+void front_control_adopt_kept(void);
+
 /* front_limits.c: framing, the byte budget, the read deadline. */
 
+/* inflight_budget: the server's max_inflight_bytes, lent out by the
+ * supervisor as needed. */
 void front_limits_init(size_t inflight_budget, unsigned read_timeout_s);
 /* Why the request's framing headers are refused, or NULL. */
 const char *front_limits_framing(struct MHD_Connection *mhd);

@@ -2,8 +2,9 @@
  * front_limits.c - the limits a front keeps itself, the same as the
  * supervisor's (http_limits.c) so that a client sees one server:
  * conflicting framing is refused before any body is read, the request
- * bytes a front holds at once have a budget (its share of
- * max_inflight_bytes), and a connection that takes longer than
+ * bytes a front holds are lent by the supervisor out of the server's one
+ * max_inflight_bytes (a front keeps a little spare, so that small
+ * requests do not ask each time), and a connection that takes longer than
  * request_read_timeout_s to send a whole request, or stays idle that long,
  * is closed.
  */
@@ -21,15 +22,17 @@
 #define SWEEP_EVERY_NS (100 * 1000000LL)
 #define LOG_EVERY_NS (10 * 1000000000LL)
 
-static size_t budget, held;
+static size_t held, lent, spare;
 static int64_t read_timeout_ns, next_sweep_ns, logged_ns;
 static unsigned closed_unlogged;
 
 void
 front_limits_init(size_t inflight_budget, unsigned read_timeout_s)
 {
-	budget = inflight_budget;
 	held = 0;
+	lent = 0;
+	/* Enough for many small requests, a small part of the whole. */
+	spare = inflight_budget / 16 < 1024 * 1024 ? inflight_budget / 16 : 1024 * 1024;
 	read_timeout_ns = (int64_t)read_timeout_s * 1000000000;
 }
 
@@ -53,8 +56,13 @@ front_limits_framing(struct MHD_Connection *mhd)
 int
 front_limits_charge(size_t n)
 {
-	if (held + n > budget)
-		return -1;
+	if (held + n > lent) {
+		size_t need = held + n - lent;
+		size_t got = front_control_borrow(need, need + spare);
+		lent += got;
+		if (got < need)
+			return -1;
+	}
 	held += n;
 	return 0;
 }
@@ -63,6 +71,11 @@ void
 front_limits_release(size_t n)
 {
 	held -= n < held ? n : held;
+	if (lent > held + 2 * spare) {
+		size_t back = (lent - held - spare) / 1024 * 1024;
+		front_control_return(back);
+		lent -= back;
+	}
 }
 
 void

@@ -43,7 +43,6 @@
 #include "http/http.h"
 #include "http/http_internal.h"
 
-enum { EVENT_MHD = 1, EVENT_POOL, EVENT_SIGNAL, EVENT_FRONTS, EVENT_LISTEN };
 #define LOOP_TICK_MS 250
 
 /* "queue;dur=0.012, run;dur=0.004" */
@@ -207,13 +206,21 @@ on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
     enum MHD_ConnectionNotificationCode toe)
 {
 	struct http *http = cls;
+	/* Front mode counts a client's connection wherever it is served. */
+	const union MHD_ConnectionInfo *fd = http->fronts_conns &&
+	    !http_forwarded_is_internal(http, conn) ?
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD) : NULL;
 	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
 		atomic_fetch_add(&http->connections, 1);
 		http_limits_connection_opened(http, conn, socket_context);
+		if (fd)
+			http_fronts_conns_serve_here(http, fd->connect_fd);
 	} else {
 		atomic_fetch_sub(&http->connections, 1);
 		http_limits_connection_closed(http, *socket_context);
 		*socket_context = NULL;
+		if (fd)
+			http_fronts_conns_done_here(http, fd->connect_fd);
 	}
 }
 
@@ -279,8 +286,8 @@ watch_event_sources(struct http *http, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot set up the event loop");
 		return -1;
 	}
-	struct epoll_event mhd = { .events = EPOLLIN, .data.u32 = EVENT_MHD };
-	struct epoll_event pool = { .events = EPOLLIN, .data.u32 = EVENT_POOL };
+	struct epoll_event mhd = { .events = EPOLLIN, .data.u32 = HTTP_EVENT_MHD };
+	struct epoll_event pool = { .events = EPOLLIN, .data.u32 = HTTP_EVENT_POOL };
 	if (epoll_ctl(http->epfd, EPOLL_CTL_ADD, info->epoll_fd, &mhd) == -1 ||
 	    epoll_ctl(http->epfd, EPOLL_CTL_ADD, luapool_poll_fd(http->pool), &pool) == -1) {
 		snprintf(err, errlen, "cannot set up the event loop: %s", strerror(errno));
@@ -293,7 +300,7 @@ watch_event_sources(struct http *http, char *err, size_t errlen)
 static int
 watch_listen_socket(struct http *http, char *err, size_t errlen)
 {
-	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = EVENT_LISTEN };
+	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = HTTP_EVENT_LISTEN };
 	if (epoll_ctl(http->epfd, EPOLL_CTL_ADD, http->listen_fd, &ev) == -1) {
 		snprintf(err, errlen, "cannot watch the listening socket: %s", strerror(errno));
 		return -1;
@@ -339,7 +346,7 @@ http_serve_once(struct http *http, int signal_fd, int max_wait_ms)
 		    take_signal(signal_fd) : 0;
 	}
 	if (!http->signal_watched && signal_fd >= 0) {
-		struct epoll_event sig = { .events = EPOLLIN, .data.u32 = EVENT_SIGNAL };
+		struct epoll_event sig = { .events = EPOLLIN, .data.u32 = HTTP_EVENT_SIGNAL };
 		epoll_ctl(http->epfd, EPOLL_CTL_ADD, signal_fd, &sig);
 		http->signal_watched = 1;
 	}
@@ -370,16 +377,28 @@ http_serve_once(struct http *http, int signal_fd, int max_wait_ms)
 	int n = epoll_wait(http->epfd, events, 8, timeout);
 	int signo = 0, fronts = 0;
 	for (int i = 0; i < n; i++) {
-		if (events[i].data.u32 == EVENT_SIGNAL)
+		if (events[i].data.u32 == HTTP_EVENT_SIGNAL)
 			signo = take_signal(signal_fd);
-		else if (events[i].data.u32 == EVENT_FRONTS)
+		else if (events[i].data.u32 == HTTP_EVENT_FRONTS)
 			fronts = 1;
-		else if (events[i].data.u32 == EVENT_LISTEN)
+		else if (events[i].data.u32 == HTTP_EVENT_LISTEN)
 			http_fronts_accept(http);
 	}
 	/* The connections it adds are served by the next MHD_run. */
 	if (fronts)
 		http_fronts_serve(http);
+	if (http->listen_paused)
+		http_fronts_accept_again(http);
+	/* The full table's way out in front mode (http_limits_sweep asks,
+	 * a front answers). */
+	if (http->room_wanted) {
+		http->room_wanted = 0;
+		http_fronts_make_room(http);
+	}
+	if (http->room_answer) {
+		http_limits_log_full(http, http->room_answer - 1);
+		http->room_answer = 0;
+	}
 	return signo;
 }
 
@@ -462,8 +481,11 @@ http_start(const struct http_options *opts, struct luapool *pool, struct scripts
 	extra[n] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
 	http->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, http,
 	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-	    MHD_OPTION_CONNECTION_LIMIT, opts->max_connections,
-	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, opts->max_connections_per_ip,
+	    /* Front mode: the fronts' internal connections come on top, and
+	     * every client's is counted where it is accepted. */
+	    MHD_OPTION_CONNECTION_LIMIT, opts->fronts ? 2 * opts->max_connections + 256 :
+	    opts->max_connections,
+	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, opts->fronts ? 0u : opts->max_connections_per_ip,
 	    MHD_OPTION_CONNECTION_TIMEOUT, opts->connection_timeout_s,
 	    MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
 	    /* A connection's memory pool bounds how much of a body MHD reads
@@ -488,7 +510,8 @@ http_start(const struct http_options *opts, struct luapool *pool, struct scripts
 	}
 	if (opts->threads == 0 && watch_event_sources(http, err, errlen) == -1)
 		goto fail;
-	if (opts->fronts && (http_fronts_init(http, EVENT_FRONTS) == -1 ||
+	if (opts->fronts && (http_fronts_init(http, HTTP_EVENT_FRONTS) == -1 ||
+	    http_fronts_conns_init(http) == -1 ||
 	    watch_listen_socket(http, err, errlen) == -1))
 		goto fail;
 	return http;
@@ -504,7 +527,9 @@ fail:
 			close(http->listen_fd);
 		free(http->auth_token);
 		free(http->info_json);
+		http_fronts_free(http);
 		http_limits_free(http);
+		http_fronts_conns_free(http);
 		free(http);
 	}
 	return NULL;
@@ -543,6 +568,9 @@ http_begin_drain(struct http *http)
 	MHD_socket fd = MHD_quiesce_daemon(http->daemon);
 	if (fd != MHD_INVALID_SOCKET)
 		close(fd);
+	/* Front mode: the listening socket is ours, and the fronts' lanes
+	 * stop, so that every new request meets the drain here. */
+	http_fronts_shutdown(http);
 }
 
 unsigned
@@ -566,6 +594,7 @@ http_stop(struct http *http)
 		close(http->listen_fd);
 	pthread_mutex_destroy(&http->config_lock);
 	http_limits_free(http);
+	http_fronts_conns_free(http);
 	free(http->auth_token);
 	free(http->info_json);
 	free(http);

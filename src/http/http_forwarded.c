@@ -31,6 +31,7 @@ http_forwarded_take_headers(struct request *r)
 {
 	if (!http_forwarded_is_internal(r->http, r->conn))
 		return;
+	r->internal = 1;
 	const char *client = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
 	    FRONT_HEADER_CLIENT);
 	unsigned char addr[sizeof(struct in6_addr)];

@@ -18,11 +18,13 @@
  * max_connections_per_ip.  Only on them are the headers a front adds
  * (FRONT_HEADER_CLIENT, FRONT_HEADER_DEADLINE) honoured.
  *
- * A replayed request is answered by a relay thread of its own (a front
- * died holding it): it feeds the request to an internal connection and
- * copies the answer to the client, with blocking I/O bounded by socket
- * timeouts.  It touches nothing of struct http, so http_stop never waits
- * for one.  This file never parses HTTP.
+ * The connections a front holds are counted here (http_fronts_conns.c):
+ * the front reports those it closed, and when the table is full and a
+ * client waits, one front at a time is asked to close its connection idle
+ * the longest.  The request bytes a front holds are lent out of the
+ * server's max_inflight_bytes (BORROW, LEND, RETURN) and come back when it
+ * dies.  A replayed request is answered by http_fronts_replay.c.  This
+ * file never parses HTTP.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -54,11 +56,8 @@
 #include "http/http_internal.h"
 
 #define FRONTS_MAX		64	/* control sockets attached at once */
-#define RELAYS_MAX		64	/* replayed requests answered at once */
 #define MESSAGES_PER_ROUND	256	/* per socket and event-loop round */
 #define ACCEPTS_PER_ROUND	64	/* new connections per event-loop round */
-#define REPLAY_SLACK_BYTES	(64 * 1024)	/* a request's head beside its body */
-#define RELAY_SLACK_MS		5000	/* past max_timeout_ms, a relay gives up */
 #define WARN_INTERVAL_NS	(10 * 1000000000LL)
 
 struct http_fronts {
@@ -69,31 +68,21 @@ struct http_fronts {
 	uint32_t event_id;
 	atomic_llong warned_ns;
 	atomic_uint held_back;		/* warnings not logged since */
+	/* Event-loop thread only. */
+	unsigned room_next;		/* whose turn it is to make room */
+	int64_t room_asked_ns;		/* a MAKE_ROOM unanswered since; 0: none */
+	int64_t per_ip_logged_ns;
 };
 
-/* One replayed request on its way: our end of the internal connection,
- * the request's bytes, the client. */
-struct relay {
-	int end, memfd, client;
-	off_t size;
-	int64_t deadline_ns;	/* the client must take the answer by then */
-};
-
-/* Relays outlive nothing but themselves: a count of the file's own. */
-static atomic_uint relays_running;
-
-/* The address of every internal connection: the family alone. */
-static const struct sockaddr_un internal_address = { .sun_family = AF_UNIX };
+#define ROOM_ANSWER_NS		(1000 * 1000000LL)	/* then ask another front */
 
 /* Warnings ------------------------------------------------------------------ */
 
-static void front_warn(struct http_fronts *f, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
 /* At most one every WARN_INTERVAL_NS, with the count of those held back. */
-static void
-front_warn(struct http_fronts *f, const char *fmt, ...)
+void
+http_fronts_warn(struct http *http, const char *fmt, ...)
 {
+	struct http_fronts *f = http->fronts;
 	int64_t now = frame_now_ns();
 	long long last = atomic_load(&f->warned_ns);
 	if ((last != 0 && now - last < WARN_INTERVAL_NS) ||
@@ -169,7 +158,7 @@ http_fronts_attach(void *arg, int control_fd)
 	if (added)
 		return;
 	if (full)
-		front_warn(f, "%d fronts are attached already: closed a new one's control socket",
+		http_fronts_warn(http, "%d fronts are attached already: closed a new one's control socket",
 		    FRONTS_MAX);
 	else
 		log_error("cannot watch a front's control socket: %s", strerror(errno));
@@ -192,217 +181,15 @@ detach(struct http *http, int fd)
 		}
 	}
 	pthread_mutex_unlock(&f->lock);
+	/* What it held died with it, or came back (ADOPT, REPLAY) before. */
+	http_fronts_lend_front_gone(http, fd);
+	http_fronts_conns_front_gone(http, fd);
 	epoll_ctl(http->epfd, EPOLL_CTL_DEL, fd, NULL);
 	close(fd);
 }
 
-/* Descriptors ---------------------------------------------------------------- */
-
-static int
-socket_option(int fd, int option)
-{
-	int value = -1;
-	socklen_t len = sizeof(value);
-	if (getsockopt(fd, SOL_SOCKET, option, &value, &len) == -1 || len != sizeof(value))
-		return -1;
-	return value;
-}
-
-/* Whether fd is a connected stream socket of the Unix domain (unix_domain
- * 1) or of the internet (0), with its peer's address in *ss, *len. */
-static int
-is_connected_stream(int fd, int unix_domain, struct sockaddr_storage *ss, socklen_t *len)
-{
-	struct stat st;
-	if (fstat(fd, &st) == -1 || !S_ISSOCK(st.st_mode))
-		return 0;
-	int domain = socket_option(fd, SO_DOMAIN);
-	if (socket_option(fd, SO_TYPE) != SOCK_STREAM || socket_option(fd, SO_ACCEPTCONN) != 0)
-		return 0;
-	*len = sizeof(*ss);
-	if (getpeername(fd, (struct sockaddr *)ss, len) == -1 || ss->ss_family != domain)
-		return 0;
-	if (unix_domain)
-		return domain == AF_UNIX;
-	/* What libmicrohttpd's per-IP limit takes the address by: its size. */
-	return (domain == AF_INET && *len == sizeof(struct sockaddr_in)) ||
-	    (domain == AF_INET6 && *len == sizeof(struct sockaddr_in6));
-}
-
-/* Hands fd to libmicrohttpd, which closes it in every case.  Non-blocking
- * first: in epoll mode 0.9.75 would go on with a blocking socket if it
- * could not make it non-blocking itself, and stall the event loop. */
-static int
-add_connection(struct http *http, int fd, const struct sockaddr *addr, socklen_t len)
-{
-	int fl = fcntl(fd, F_GETFL);
-	if (fl == -1 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) == -1) {
-		close(fd);
-		return -1;
-	}
-	if (MHD_add_connection(http->daemon, fd, addr, len) != MHD_YES) {
-		/* Past a connection limit, logged by http_log_mhd. */
-		log_debug("libmicrohttpd refused a front's connection: %s", strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
-static int
-add_internal(struct http *http, int fd)
-{
-	return add_connection(http, fd, (const struct sockaddr *)&internal_address,
-	    sizeof(sa_family_t));
-}
-
-/* Replay -------------------------------------------------------------------- */
-
-static int
-send_all(int fd, const char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-/* Every send and receive on fd gives up after ms. */
-static int
-bound_io(int fd, unsigned ms)
-{
-	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (suseconds_t)(ms % 1000) * 1000 };
-	return setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == 0 &&
-	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) == 0 ? 0 : -1;
-}
-
-/* To the client: its socket's flags are never changed (a front may have
- * handed the same socket over twice, and libmicrohttpd may serve the
- * other copy), so MSG_DONTWAIT and poll up to the relay's deadline. */
-static int
-send_to_client(const struct relay *rl, const char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = send(rl->client, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n > 0) {
-			buf += n;
-			len -= (size_t)n;
-			continue;
-		}
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
-			return -1;
-		int64_t left = (rl->deadline_ns - frame_now_ns()) / 1000000;
-		struct pollfd pfd = { .fd = rl->client, .events = POLLOUT };
-		if (left <= 0 || poll(&pfd, 1, (int)(left > 60000 ? 60000 : left)) < 0)
-			return -1;
-	}
-	return 0;
-}
-
-static void *
-relay_run(void *arg)
-{
-	struct relay *rl = arg;
-	char buf[16384];
-	off_t off = 0;
-	/* If the server answers before it read everything (413, say) and
-	 * closes, the send fails: its answer is still relayed below. */
-	while (off < rl->size) {
-		size_t want = rl->size - off < (off_t)sizeof(buf) ? (size_t)(rl->size - off) :
-		    sizeof(buf);
-		ssize_t n = pread(rl->memfd, buf, want, off);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			goto done;	/* a request cut short would only wait */
-		if (send_all(rl->end, buf, (size_t)n) == -1)
-			break;
-		off += n;
-	}
-	for (;;) {
-		ssize_t n = recv(rl->end, buf, sizeof(buf), 0);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0 || send_to_client(rl, buf, (size_t)n) == -1)
-			break;
-	}
-	shutdown(rl->client, SHUT_WR);
-done:
-	close(rl->end);
-	close(rl->memfd);
-	close(rl->client);
-	free(rl);
-	atomic_fetch_sub(&relays_running, 1);
-	return NULL;
-}
-
-/* FRONT_MSG_REPLAY: takes ownership of both descriptors. */
-static void
-replay(struct http *http, int client, int memfd)
-{
-	struct http_fronts *f = http->fronts;
-	struct sockaddr_storage ss;
-	socklen_t len;
-	struct stat st;
-	int pair[2] = { -1, -1 };
-	struct relay *rl = NULL;
-	int counted = 0;
-	size_t max = atomic_load(&http->max_body_bytes) + REPLAY_SLACK_BYTES;
-	if (!is_connected_stream(client, 0, &ss, &len) || fstat(memfd, &st) == -1 ||
-	    !S_ISREG(st.st_mode) || st.st_size <= 0 || (uintmax_t)st.st_size > max) {
-		front_warn(f, "a replay without a client connection and a request of at most "
-		    "%zu bytes: refused", max);
-		goto fail;
-	}
-	if (atomic_fetch_add(&relays_running, 1) >= RELAYS_MAX) {
-		atomic_fetch_sub(&relays_running, 1);
-		front_warn(f, "%d replayed requests are being answered already: closed a client's "
-		    "connection", RELAYS_MAX);
-		goto fail;
-	}
-	counted = 1;
-	unsigned ms = http->opts.max_timeout_ms + RELAY_SLACK_MS;
-	if ((rl = malloc(sizeof(*rl))) == NULL ||
-	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) == -1 ||
-	    bound_io(pair[1], ms) == -1) {
-		log_error("cannot answer a replayed request: %s", strerror(errno));
-		goto fail;
-	}
-	*rl = (struct relay){ .end = pair[1], .memfd = memfd, .client = client,
-	    .size = st.st_size, .deadline_ns = frame_now_ns() + (int64_t)ms * 1000000 };
-	int served = pair[0];
-	pair[0] = -1;		/* libmicrohttpd's now, even if it refuses */
-	if (add_internal(http, served) == -1)
-		goto fail;
-	pthread_attr_t attr;
-	pthread_t thread;
-	int started = pthread_attr_init(&attr) == 0;
-	if (started) {
-		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-		started = pthread_create(&thread, &attr, relay_run, rl) == 0;
-		pthread_attr_destroy(&attr);
-	}
-	if (started)
-		return;
-	log_error("cannot start the thread of a replayed request");
-fail:
-	/* Closing our end tells libmicrohttpd the request ended. */
-	close_all((int[]){ pair[0], pair[1], client, memfd }, 4);
-	free(rl);
-	if (counted)
-		atomic_fetch_sub(&relays_running, 1);
-}
-
 /* Messages ------------------------------------------------------------------ */
 
-/* Acts on one message; takes ownership of fds (nfds of them). */
 static void
 mark_draining(struct http_fronts *f, int fd)
 {
@@ -413,6 +200,28 @@ mark_draining(struct http_fronts *f, int fd)
 	pthread_mutex_unlock(&f->lock);
 }
 
+/* Sends a header-only message; -1 if it could not go at once. */
+static int
+tell(int fd, uint32_t type, uint32_t count)
+{
+	struct front_msg m = { .type = type, .count = count };
+	return send(fd, &m, sizeof(m), MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)sizeof(m) ? 0 : -1;
+}
+
+static void
+take_closed(struct http *http, int from, const unsigned char *payload, size_t len,
+    uint32_t count)
+{
+	uint64_t inos[FRONT_CLOSED_MAX];
+	if (count == 0 || count > FRONT_CLOSED_MAX || len != count * sizeof(uint64_t)) {
+		http_fronts_warn(http, "CLOSED of %zu bytes for %u connections: dropped", len, count);
+		return;
+	}
+	memcpy(inos, payload, len);
+	http_fronts_conns_closed_by(http, from, inos, count);
+}
+
+/* Acts on one message; takes ownership of fds (nfds of them). */
 static void
 take_message(struct http *http, int from, const unsigned char *packet, size_t len, int *fds,
     int nfds)
@@ -422,7 +231,7 @@ take_message(struct http *http, int from, const unsigned char *packet, size_t le
 	socklen_t addrlen;
 	struct front_msg m;
 	if (len < sizeof(m)) {
-		front_warn(f, "a message of %zu bytes: dropped", len);
+		http_fronts_warn(http, "a message of %zu bytes: dropped", len);
 		goto drop;
 	}
 	memcpy(&m, packet, sizeof(m));
@@ -430,11 +239,20 @@ take_message(struct http *http, int from, const unsigned char *packet, size_t le
 		int bad = (m.type == FRONT_MSG_STATS ? http_fronts_take_stats :
 		    http_fronts_take_access)(packet + sizeof(m), len - sizeof(m), m.count);
 		if (bad)
-			front_warn(f, "a report (type %u) of %zu bytes with %d invalid entries "
+			http_fronts_warn(http, "a report (type %u) of %zu bytes with %d invalid entries "
 			    "(-1: all)", m.type, len, bad);
 		return;
 	}
-	/* The other messages are the header alone; count is for STATS. */
+	if (m.type == FRONT_MSG_CLOSED && nfds == 0) {
+		take_closed(http, from, packet + sizeof(m), len - sizeof(m), m.count);
+		return;
+	}
+	if (m.type == FRONT_MSG_BORROW && nfds == 0) {
+		if (http_fronts_lend(http, from, packet + sizeof(m), len - sizeof(m)) == -1)
+			http_fronts_warn(http, "BORROW of %zu bytes: dropped", len);
+		return;
+	}
+	/* The other messages are the header alone. */
 	if (len != sizeof(m))
 		goto invalid;
 	switch (m.type) {
@@ -443,24 +261,36 @@ take_message(struct http *http, int from, const unsigned char *packet, size_t le
 			goto invalid;
 		mark_draining(f, from);
 		return;
+	case FRONT_MSG_RETURN:
+		if (nfds != 0)
+			goto invalid;
+		if (http_fronts_lend_take_back(http, from, m.count) == -1)
+			http_fronts_warn(http, "RETURN of %u KiB it was not lent: dropped", m.count);
+		return;
+	case FRONT_MSG_ROOM:
+		if (nfds != 0 || m.count > 1)
+			goto invalid;
+		f->room_asked_ns = 0;
+		http->room_answer = 1 + (int)m.count;	/* logged by the event loop */
+		return;
 	case FRONT_MSG_OPEN:
 		if (nfds != 1)
 			goto invalid;
-		if (!is_connected_stream(fds[0], 1, &ss, &addrlen)) {
-			front_warn(f, "OPEN with a descriptor that is no Unix stream socket: "
+		if (!http_fronts_fds_is_stream(fds[0], 1, &ss, &addrlen)) {
+			http_fronts_warn(http, "OPEN with a descriptor that is no Unix stream socket: "
 			    "closed it");
 			goto drop;
 		}
-		add_internal(http, fds[0]);
+		http_fronts_fds_serve_internal(http, fds[0]);
 		return;
 	case FRONT_MSG_ADOPT:
 		if (nfds < 1)
 			goto invalid;
 		for (int i = 0; i < nfds; i++) {
-			if (is_connected_stream(fds[i], 0, &ss, &addrlen)) {
-				add_connection(http, fds[i], (const struct sockaddr *)&ss, addrlen);
+			if (http_fronts_fds_is_stream(fds[i], 0, &ss, &addrlen)) {
+				http_fronts_fds_serve(http, fds[i], (const struct sockaddr *)&ss, addrlen);
 			} else {
-				front_warn(f, "ADOPT with a descriptor that is no TCP connection: "
+				http_fronts_warn(http, "ADOPT with a descriptor that is no TCP connection: "
 				    "closed it");
 				close(fds[i]);
 			}
@@ -472,14 +302,17 @@ take_message(struct http *http, int from, const unsigned char *packet, size_t le
 		/* The client is the socket, the request the file, in any order. */
 		struct stat st;
 		int first_is_file = fstat(fds[0], &st) == 0 && S_ISREG(st.st_mode);
-		replay(http, fds[first_is_file ? 1 : 0], fds[first_is_file ? 0 : 1]);
+		const char *refused = http_fronts_replay(http, fds[first_is_file ? 1 : 0],
+		    fds[first_is_file ? 0 : 1]);
+		if (refused != NULL)
+			http_fronts_warn(http, "REPLAY refused: %s", refused);
 		return;
 	}
 	default:
 		break;
 	}
 invalid:
-	front_warn(f, "a message of type %u with %zu bytes and %d descriptors: dropped",
+	http_fronts_warn(http, "a message of type %u with %zu bytes and %d descriptors: dropped",
 	    m.type, len, nfds);
 drop:
 	close_all(fds, nfds);
@@ -540,7 +373,7 @@ serve_control(struct http *http, int fd)
 		int fds[FRONT_FDS_MAX];
 		int nfds = take_descriptors(&msg, fds);
 		if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
-			front_warn(http->fronts, "a message longer than %d bytes or with more than "
+			http_fronts_warn(http, "a message longer than %d bytes or with more than "
 			    "%d descriptors: dropped", FRONT_PACKET_MAX, FRONT_FDS_MAX);
 			close_all(fds, nfds);
 			continue;
@@ -570,7 +403,8 @@ http_fronts_serve(struct http *http)
 
 /* New connections -------------------------------------------------------- */
 
-/* Hands fd to the next front in turn that takes it: 0, or -1 if none did. */
+/* Hands fd to the next front in turn that takes it: the control socket
+ * of that front, or -1 if none did. */
 static int
 give_to_a_front(struct http_fronts *f, int fd)
 {
@@ -595,31 +429,124 @@ give_to_a_front(struct http_fronts *f, int fd)
 		unsigned i = f->next++ % f->count;
 		if (!f->draining[i] &&
 		    sendmsg(f->fds[i], &msg, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)sizeof(m))
-			given = 0;
+			given = f->fds[i];
 	}
 	pthread_mutex_unlock(&f->lock);
 	return given;
+}
+
+/* The table is full: the listening socket waits (the kernel keeps its
+ * backlog) until a connection closes; http_fronts_accept_again. */
+static void
+pause_accepting(struct http *http)
+{
+	if (http->listen_paused || http->listen_fd == -1)
+		return;
+	epoll_ctl(http->epfd, EPOLL_CTL_DEL, http->listen_fd, NULL);
+	http->listen_paused = 1;
+}
+
+void
+http_fronts_accept_again(struct http *http)
+{
+	if (!http->listen_paused || http->listen_fd == -1 ||
+	    http_fronts_conns_count(http) >= http->opts.max_connections)
+		return;
+	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = HTTP_EVENT_LISTEN };
+	if (epoll_ctl(http->epfd, EPOLL_CTL_ADD, http->listen_fd, &ev) == 0)
+		http->listen_paused = 0;
+}
+
+static void
+refuse_per_ip(struct http *http, int fd, const struct sockaddr_storage *ss)
+{
+	struct http_fronts *f = http->fronts;
+	int64_t now = frame_now_ns();
+	close(fd);
+	if (now - f->per_ip_logged_ns < WARN_INTERVAL_NS)
+		return;
+	f->per_ip_logged_ns = now;
+	char ip[INET6_ADDRSTRLEN] = "?";
+	const void *a = ss->ss_family == AF_INET6 ?
+	    (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr :
+	    (const void *)&((const struct sockaddr_in *)ss)->sin_addr;
+	inet_ntop(ss->ss_family, a, ip, sizeof(ip));
+	log_warn("closed a new connection from %s: max_connections_per_ip (%u) of its "
+	    "connections are open (at most one such warning every 10 s)", ip,
+	    http->opts.max_connections_per_ip);
 }
 
 void
 http_fronts_accept(struct http *http)
 {
 	for (int i = 0; i < ACCEPTS_PER_ROUND; i++) {
+		if (http_fronts_conns_count(http) >= http->opts.max_connections) {
+			pause_accepting(http);
+			return;
+		}
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof(ss);
 		int fd = accept4(http->listen_fd, (struct sockaddr *)&ss, &len,
 		    SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd == -1) {
 			if (errno == EMFILE || errno == ENFILE)
-				front_warn(http->fronts, "accept: %s", strerror(errno));
+				http_fronts_warn(http, "accept: %s", strerror(errno));
 			return;
 		}
-		/* Without a front to take it (none up, all draining, the
-		 * server draining) this process serves it, as without fronts. */
-		if (!atomic_load(&http->draining) && give_to_a_front(http->fronts, fd) == 0) {
+		uint64_t ino;
+		enum http_admission verdict = http_fronts_conns_admit(http, fd, &ss, &ino);
+		if (verdict == HTTP_PER_IP_LIMIT) {
+			refuse_per_ip(http, fd, &ss);
+			continue;
+		}
+		if (verdict != HTTP_ADMITTED) {
 			close(fd);
 			continue;
 		}
-		add_connection(http, fd, (const struct sockaddr *)&ss, len);
+		/* Without a front to take it (none up, all draining, the
+		 * server draining) this process serves it, as without fronts,
+		 * and counts it as it does its own. */
+		int front = atomic_load(&http->draining) ? -1 : give_to_a_front(http->fronts, fd);
+		http_fronts_conns_dealt(http, ino, front);
+		if (front != -1) {
+			close(fd);
+			continue;
+		}
+		http_fronts_fds_serve(http, fd, (const struct sockaddr *)&ss, len);
 	}
+}
+
+void
+http_fronts_make_room(struct http *http)
+{
+	struct http_fronts *f = http->fronts;
+	int64_t now = frame_now_ns();
+	if (f->room_asked_ns != 0 && now - f->room_asked_ns < ROOM_ANSWER_NS)
+		return;
+	f->room_asked_ns = 0;
+	pthread_mutex_lock(&f->lock);
+	for (unsigned tries = 0; tries < f->count && f->room_asked_ns == 0; tries++) {
+		unsigned i = f->room_next++ % f->count;
+		if (!f->draining[i] && tell(f->fds[i], FRONT_MSG_MAKE_ROOM, 0) == 0)
+			f->room_asked_ns = now;
+	}
+	pthread_mutex_unlock(&f->lock);
+}
+
+void
+http_fronts_shutdown(struct http *http)
+{
+	struct http_fronts *f = http->fronts;
+	if (f == NULL)
+		return;
+	if (http->listen_fd != -1) {
+		if (!http->listen_paused)
+			epoll_ctl(http->epfd, EPOLL_CTL_DEL, http->listen_fd, NULL);
+		close(http->listen_fd);
+		http->listen_fd = -1;
+	}
+	pthread_mutex_lock(&f->lock);
+	for (unsigned i = 0; i < f->count; i++)
+		tell(f->fds[i], FRONT_MSG_SHUTDOWN, 0);
+	pthread_mutex_unlock(&f->lock);
 }

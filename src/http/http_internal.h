@@ -13,6 +13,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "common/buffer.h"
 #include "common/sha256.h"
@@ -28,6 +29,8 @@ struct MHD_Connection;
 struct http_conn;
 struct problem_job_parts;
 struct http_fronts;
+struct http_fronts_conns;
+struct sockaddr_storage;
 
 /* Every open connection, for the request read deadline and for making room
  * when the table is full (http_limits.c); under its lock. */
@@ -64,7 +67,24 @@ struct http {
 	atomic_uint slow_job_ms;	/* 0: no slow-job log */
 	int listen_fd;			/* front mode: accepted here for the fronts; else -1 */
 	struct http_fronts *fronts;	/* front mode: their control sockets; else NULL */
+	struct http_fronts_conns *fronts_conns;	/* front mode: every client connection */
+	int listen_paused;		/* front mode: the table is full, accept none */
+	atomic_size_t internal_inflight_bytes;	/* bodies fronts forwarded (they lent them) */
+	int room_wanted;		/* front mode: ask a front to make room */
+	int room_answer;		/* a front's ROOM: 1 + what it said; 0: none */
 };
+
+/* What the event loop's epoll set (http->epfd) tells apart. */
+enum { HTTP_EVENT_MHD = 1, HTTP_EVENT_POOL, HTTP_EVENT_SIGNAL, HTTP_EVENT_FRONTS,
+	HTTP_EVENT_LISTEN };
+
+/* The budget r's bytes are charged to.  A front's forwarded request was
+ * charged in the front, out of the server's budget (it borrowed it):
+ * charged there again it would count twice.  Its copy here has a budget
+ * of its own, so that a front that forwards more than it borrowed cannot
+ * make this process hold more. */
+#define http_request_budget(r) \
+	((r)->internal ? &(r)->http->internal_inflight_bytes : &(r)->http->inflight_bytes)
 
 /* Longest X-Request-Id kept; a longer one is replaced by a generated one. */
 #define HTTP_REQUEST_ID_MAX	128
@@ -105,6 +125,7 @@ struct request {
 	 * address as the front saw it (an IPv4 or IPv6 address, else ""), and
 	 * the milliseconds the front left the job, if it said. */
 	char client[48];
+	int internal;			/* its bytes are charged as a front's (lent) */
 	int has_deadline;
 	unsigned deadline_ms;
 	/* The job's numbers, once a worker (or the queue) answered it. */
@@ -254,6 +275,9 @@ void http_limits_request_ended(struct http *http, struct MHD_Connection *conn);
  * full and a client waits to connect, the one idle the longest; at most
  * every 100 ms.  Returns the milliseconds until the next sweep. */
 int http_limits_sweep(struct http *http);
+/* The table was full and a client waited: whether a connection was closed
+ * to let it in; logged at most every 10 s. */
+void http_limits_log_full(struct http *http, int closed_one);
 /* 0, or -1 with a 400 prepared: Content-Length twice with different
  * values, beside Transfer-Encoding, or a transfer coding but chunked. */
 int http_limits_check_framing(struct request *r);
@@ -299,8 +323,68 @@ void http_fronts_free(struct http *http);
  * messages) and acts on what the fronts said; the event-loop thread. */
 void http_fronts_serve(struct http *http);
 /* New connections on the listening socket, dealt to the fronts in turn
- * (served here when none takes one). */
+ * (served here when none takes one), while the table has room. */
 void http_fronts_accept(struct http *http);
+/* Watches the listening socket again once the table has room. */
+void http_fronts_accept_again(struct http *http);
+/* The table is full and a client waits: asks the fronts in turn, one at
+ * a time, to close their connection idle the longest. */
+void http_fronts_make_room(struct http *http);
+/* The drain: the listening socket closed, the fronts told (their lanes
+ * stop).  A no-op outside front mode. */
+void http_fronts_shutdown(struct http *http);
+/* At most one warning every 10 s, with the count of those held back. */
+void http_fronts_warn(struct http *http, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* http_fronts_fds.c: the descriptors fronts hand over. */
+
+/* Whether fd is a connected stream socket of the Unix domain (unix_domain
+ * 1) or of the internet (0), with its peer's address in *ss, *len. */
+int http_fronts_fds_is_stream(int fd, int unix_domain, struct sockaddr_storage *ss,
+    socklen_t *len);
+/* Serves fd as a client's connection from addr / as an internal one;
+ * libmicrohttpd closes it in every case.  0, or -1 when refused. */
+int http_fronts_fds_serve(struct http *http, int fd, const struct sockaddr *addr,
+    socklen_t len);
+int http_fronts_fds_serve_internal(struct http *http, int fd);
+
+/* http_fronts_lend.c: the request bytes lent to the fronts. */
+
+/* BORROW from front: answers LEND.  -1 if the message is malformed. */
+int http_fronts_lend(struct http *http, int front, const unsigned char *payload, size_t len);
+/* RETURN: -1 if front gives back more than it was lent (nothing done). */
+int http_fronts_lend_take_back(struct http *http, int front, uint32_t kib);
+/* What it was lent comes back. */
+void http_fronts_lend_front_gone(struct http *http, int front);
+
+/* http_fronts_replay.c: FRONT_MSG_REPLAY, a request a front read and could
+ * not answer, answered here on its client's connection; takes ownership of
+ * both descriptors.  NULL, or why it was refused (both closed). */
+const char *http_fronts_replay(struct http *http, int client, int memfd);
+
+/* http_fronts_conns.c: front mode, every client connection of the
+ * server counted where it was accepted, whoever serves it. */
+
+int http_fronts_conns_init(struct http *http);
+void http_fronts_conns_free(struct http *http);
+enum http_admission {
+	HTTP_ADMITTED,		/* counted: deal it or serve it */
+	HTTP_PER_IP_LIMIT,	/* max_connections_per_ip from its address */
+	HTTP_TABLE_FULL		/* max_connections, or it cannot be told apart */
+};
+/* A connection just accepted from *ss; *ino is what knows it from now on. */
+enum http_admission http_fronts_conns_admit(struct http *http, int fd,
+    const struct sockaddr_storage *ss, uint64_t *ino);
+/* It went to the front whose control socket is front (-1: to nobody). */
+void http_fronts_conns_dealt(struct http *http, uint64_t ino, int front);
+/* This process serves a copy of fd / no longer does (libmicrohttpd's
+ * notifications, relays).  No-ops outside front mode. */
+void http_fronts_conns_serve_here(struct http *http, int fd);
+void http_fronts_conns_done_here(struct http *http, int fd);
+/* FRONT_MSG_CLOSED from front: only its own entries are released. */
+void http_fronts_conns_closed_by(struct http *http, int front, const uint64_t *inos, size_t n);
+void http_fronts_conns_front_gone(struct http *http, int front);
+unsigned http_fronts_conns_count(struct http *http);
 
 /* http_fronts_reports.c: what fronts report of the answers they wrote. */
 

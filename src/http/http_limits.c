@@ -151,11 +151,15 @@ someone_waits_to_connect(struct http *http)
 {
 	if (atomic_load(&http->draining))
 		return 0;
-	const union MHD_DaemonInfo *info = MHD_get_daemon_info(http->daemon,
-	    MHD_DAEMON_INFO_LISTEN_FD);
-	if (info == NULL || info->listen_fd == MHD_INVALID_SOCKET)
-		return 0;
-	struct pollfd pfd = { .fd = info->listen_fd, .events = POLLIN };
+	int fd = http->listen_fd;	/* front mode's, ours */
+	if (fd == -1) {
+		const union MHD_DaemonInfo *info = MHD_get_daemon_info(http->daemon,
+		    MHD_DAEMON_INFO_LISTEN_FD);
+		if (info == NULL || info->listen_fd == MHD_INVALID_SOCKET)
+			return 0;
+		fd = info->listen_fd;
+	}
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
 	return poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLIN);
 }
 
@@ -166,22 +170,36 @@ shut(struct http_conn *c)
 	c->closing = 1;
 }
 
-/* The table is full: make room for one waiting client.  Under the lock. */
+/* Under the lock. */
 static void
-make_room(struct http *http, struct http_conn *idle, int64_t now)
+log_full(struct http *http, int closed_one, int64_t now)
 {
 	struct http_conn_table *t = &http->conns;
-	if (idle)
-		shut(idle);
 	if (now - t->full_logged_ns < LOG_INTERVAL_NS)
 		return;
 	t->full_logged_ns = now;
-	if (idle)
+	if (closed_one)
 		log_warn("connection table full (max_connections = %u): closed the "
 		    "connection idle the longest to let a new one in", http->opts.max_connections);
 	else
 		log_warn("connection table full (max_connections = %u) and every "
 		    "connection is busy with a request: new ones wait", http->opts.max_connections);
+}
+
+void
+http_limits_log_full(struct http *http, int closed_one)
+{
+	pthread_mutex_lock(&http->conns.lock);
+	log_full(http, closed_one, frame_now_ns());
+	pthread_mutex_unlock(&http->conns.lock);
+}
+
+/* In front mode the table is every client connection of the server. */
+static int
+table_full(struct http *http)
+{
+	unsigned n = http->fronts_conns ? http_fronts_conns_count(http) : http->conns.count;
+	return n >= http->opts.max_connections;
 }
 
 int
@@ -212,9 +230,17 @@ http_limits_sweep(struct http *http)
 		    (idle == NULL || c->since_ns < idle->since_ns))
 			idle = c;
 	}
-	if (closed == 0 && t->count >= http->opts.max_connections &&
-	    someone_waits_to_connect(http))
-		make_room(http, idle, now);
+	/* Room for a waiting client: our own connection idle the longest,
+	 * else (front mode) one a front holds, which it says (ROOM). */
+	int ask_fronts = 0;
+	if (closed == 0 && table_full(http) && someone_waits_to_connect(http)) {
+		if (idle)
+			shut(idle);
+		if (idle || http->fronts == NULL)
+			log_full(http, idle != NULL, now);
+		else
+			ask_fronts = 1;
+	}
 	t->closed_unlogged += closed;
 	if (t->closed_unlogged && now - t->closed_logged_ns >= LOG_INTERVAL_NS) {
 		log_warn("closed %u connection%s that did not send a whole request within %u s "
@@ -224,6 +250,8 @@ http_limits_sweep(struct http *http)
 		t->closed_unlogged = 0;
 	}
 	pthread_mutex_unlock(&t->lock);
+	if (ask_fronts)
+		http->room_wanted = 1;	/* the event loop asks them */
 	return (int)(SWEEP_INTERVAL_NS / 1000000);
 }
 
@@ -249,9 +277,9 @@ http_limits_charge(struct request *r, size_t n)
 {
 	struct http *http = r->http;
 	size_t max = atomic_load(&http->max_inflight_bytes);
-	size_t before = atomic_fetch_add(&http->inflight_bytes, n);
+	size_t before = atomic_fetch_add(http_request_budget(r), n);
 	if (before + n > max) {
-		atomic_fetch_sub(&http->inflight_bytes, n);
+		atomic_fetch_sub(http_request_budget(r), n);
 		http_request_prepare_problemf(r, "overloaded", "the server holds as many request "
 		    "bytes as it may (max_inflight_bytes = %zu); retry later", max);
 		return -1;
@@ -264,7 +292,7 @@ http_limits_charge(struct request *r, size_t n)
 static void
 release_body(struct request *r)
 {
-	atomic_fetch_sub(&r->http->inflight_bytes, r->body_charged);
+	atomic_fetch_sub(http_request_budget(r), r->body_charged);
 	r->charged -= r->body_charged;
 	r->body_charged = 0;
 	buffer_free(&r->body);

@@ -37,7 +37,7 @@ http_request_unref(struct request *r)
 		return;
 	size_t charged = r->charged;
 	struct http *http = r->http;
-	atomic_fetch_sub(&r->http->inflight_bytes, charged);
+	atomic_fetch_sub(http_request_budget(r), charged);
 	buffer_free(&r->body);
 	free(r->resp_body);
 	pthread_mutex_destroy(&r->lock);

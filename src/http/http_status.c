@@ -55,8 +55,10 @@ http_status_metrics(struct request *r)
 	luapool_stats(r->http->pool, &st);
 	char engine[64];
 	luapool_engine_version(r->http->pool, engine, sizeof(engine));
-	metrics_render(&b, &st, atomic_load(&r->http->connections),
-	    scripts_count(r->http->scripts));
+	/* Front mode: the clients' connections, wherever they are served. */
+	unsigned connections = r->http->fronts_conns ? http_fronts_conns_count(r->http) :
+	    atomic_load(&r->http->connections);
+	metrics_render(&b, &st, connections, scripts_count(r->http->scripts));
 	metrics_process_render(&b, engine);
 	size_t len = 0;
 	char *body = buffer_steal(&b, &len);

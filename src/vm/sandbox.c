@@ -64,6 +64,9 @@
  *   recvmsg            fd 4 only           the connections the supervisor deals out
  *                                          (SCM_RIGHTS)
  *   getpeername        -                   the client address of such a connection
+ *   fstat              -                   its inode, the supervisor's name for it (the
+ *                                          connection table); fstat only: the calls
+ *                                          that take a path stay refused
  *   socketpair         AF_UNIX,            one per forwarded request; a datagram pair
  *                      SOCK_STREAM only    could sendto any AF_UNIX address
  *   epoll_wait,        -                   the event loop and libmicrohttpd's own set
@@ -310,7 +313,7 @@ sandbox_enter_front(void)
 		ALLOW(SYS_writev),
 		ALLOW_UNIX_STREAM_PAIRS(SYS_socketpair),
 		ALLOW_ON_FDS(SYS_recvmsg, FRONT_CONTROL_FD, FRONT_CONTROL_FD),
-		ALLOW(SYS_getpeername),
+		ALLOW(SYS_getpeername), ALLOW(SYS_fstat),
 		ALLOW(SYS_clock_gettime),
 		ALLOW_FLAG_COMMANDS(SYS_fcntl),
 		ALLOW_TCP_PUSH_OPTIONS(SYS_setsockopt),

@@ -67,6 +67,8 @@ START_TEST(config_init_should_fill_the_documented_defaults)
 	ck_assert_int_eq(cfg.access_log, 1);
 	ck_assert_ptr_null(cfg.worker_path);
 	ck_assert_str_eq(cfg.worker_user, "nobody");
+	ck_assert_int_eq(cfg.fronts, 1);
+	ck_assert_uint_eq(cfg.front_workers, 0);
 	ck_assert_ptr_null(cfg.tls_cert_file);
 	ck_assert_ptr_null(cfg.tls_key_file);
 	ck_assert_uint_eq(cfg.http_threads, 0);

@@ -195,15 +195,22 @@ assert_refused(const struct config *cfg, const char *key)
 START_TEST(the_front_options_should_be_set_and_their_bounds_checked)
 {
 	struct config cfg;
-	char err[256] = "";
+	char err[256] = "", cert[64], key[64];
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned per_cpu = cpus < 1 ? 1 : cpus > 64 ? 64 : (unsigned)cpus;
 
 	config_init(&cfg);
+	ck_assert_int_eq(cfg.fronts, 1);
 	ck_assert_uint_eq(cfg.front_workers, 0);
 	ck_assert_uint_eq(cfg.fast_lane_ms, 10);
 	ck_assert_ptr_null(cfg.front_path);
+	/* Fronts are the default, one per online CPU as workers = 0. */
+	ck_assert_uint_eq(config_front_count(&cfg), per_cpu);
+	ck_assert_ptr_null(config_fronts_off_reason(&cfg));
 	ck_assert_int_eq(from_args(&cfg, ARGS("--front-workers", "64",
 	    "--fast-lane-ms=1000", "--front-path", "/nonexistent/luapool-front")), 0);
 	ck_assert_uint_eq(cfg.front_workers, 64);
+	ck_assert_uint_eq(config_front_count(&cfg), 64);
 	ck_assert_uint_eq(cfg.fast_lane_ms, 1000);
 	ck_assert_str_eq(cfg.front_path, "/nonexistent/luapool-front");
 	assert_refused(&cfg, "front_path");
@@ -214,15 +221,36 @@ START_TEST(the_front_options_should_be_set_and_their_bounds_checked)
 	ck_assert_int_eq(from_args(&cfg, ARGS("--front-workers", "2",
 	    "--fast-lane-ms", "0")), 0);
 	assert_refused(&cfg, "fast_lane_ms");
+	ck_assert_uint_eq(config_front_count(&cfg), 2);
 	ck_assert_int_eq(from_args(&cfg, ARGS("--fast-lane-ms", "1001")), 0);
 	assert_refused(&cfg, "fast_lane_ms");
+	/* http_threads > 0 and TLS are not refused: they start no fronts. */
 	ck_assert_int_eq(from_args(&cfg, ARGS("--fast-lane-ms", "1",
 	    "--http-threads", "2")), 0);
-	assert_refused(&cfg, "http_threads");
-	/* Refused before the files are even looked at. */
+	ck_assert_msg(config_validate(&cfg, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_uint_eq(config_front_count(&cfg), 0);
+	ck_assert_str_eq(config_fronts_off_reason(&cfg), "http_threads > 0");
+	config_support_write_temp_file(cert, "cert\n");
+	config_support_write_temp_file(key, "key\n");
 	ck_assert_int_eq(from_args(&cfg, ARGS("--http-threads", "0",
-	    "--tls-cert-file", "/nonexistent/c", "--tls-key-file", "/nonexistent/k")), 0);
-	assert_refused(&cfg, "front_workers");
+	    "--tls-cert-file", cert, "--tls-key-file", key)), 0);
+	ck_assert_msg(config_validate(&cfg, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_uint_eq(config_front_count(&cfg), 0);
+	ck_assert_str_eq(config_fronts_off_reason(&cfg),
+	    "TLS is served by the supervisor");
+	unlink(cert);
+	unlink(key);
+	ck_assert_int_eq(from_args(&cfg, ARGS("--tls-cert-file=",
+	    "--tls-key-file=")), 0);
+	ck_assert_uint_eq(config_front_count(&cfg), 2);
+	/* fronts = no is the operator's choice: no count, no reason to log. */
+	ck_assert_int_eq(from_args(&cfg, ARGS("--fronts", "no")), 0);
+	ck_assert_int_eq(cfg.fronts, 0);
+	ck_assert_msg(config_validate(&cfg, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_uint_eq(config_front_count(&cfg), 0);
+	ck_assert_ptr_null(config_fronts_off_reason(&cfg));
+	ck_assert_int_eq(from_args(&cfg, ARGS("--fronts=yes", "--front-workers", "3")), 0);
+	ck_assert_uint_eq(config_front_count(&cfg), 3);
 	config_free(&cfg);
 }
 END_TEST
@@ -462,7 +490,7 @@ START_TEST(the_shipped_config_should_show_every_key_in_table_order)
 	size_t help_count = keys_from_help(from_help, 64);
 	size_t file_count = keys_from_shipped_file(from_file, 64);
 
-	ck_assert_uint_eq(help_count, 37);
+	ck_assert_uint_eq(help_count, 38);
 	ck_assert_uint_eq(file_count, help_count);
 	for (size_t i = 0; i < help_count; i++)
 		ck_assert_str_eq(from_file[i], from_help[i]);

@@ -182,7 +182,7 @@ static void
 start_plain(struct server *plain, const char *const *extra)
 {
 	static char err[65536];
-	const char *options[SERVER_MAX_OPTIONS + 1] = { "--workers", "2", "--front-workers", "0" };
+	const char *options[SERVER_MAX_OPTIONS + 1] = { "--workers", "2", "--fronts", "no" };
 	size_t n = 4;
 	for (size_t i = 0; extra && extra[i]; i++) {
 		ck_assert(n < SERVER_MAX_OPTIONS);

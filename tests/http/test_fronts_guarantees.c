@@ -549,6 +549,70 @@ START_TEST(a_crashed_front_should_hand_its_connections_to_the_supervisor)
 }
 END_TEST
 
+/* 8. What a dead front held comes back ---------------------------------- */
+
+/* The supervisor counts every connection of the server and lends the
+ * fronts their request bytes: when a front is killed (no last words),
+ * its connections' slots and its bytes must come back, or the server
+ * would refuse clients for good. */
+START_TEST(a_killed_fronts_connections_and_bytes_should_be_given_back)
+{
+	static const char *const small[] = { "--max-connections", "8",
+	    "--max-body-bytes", "150k", "--max-inflight-bytes", "200k", NULL };
+	start_with_a_front(50, small);
+	pid_t front = only_front();
+	struct httpc_response r;
+	int fds[3];
+	for (int i = 0; i < 3; i++) {
+		fds[i] = connect_to_daemon();
+		exchange(fds[i], "GET", "/healthz", NULL, NULL, &r);
+		expect_json(&r, 200, NULL);
+		httpc_response_free(&r);
+	}
+	/* The fourth announces 140 kB and sends none: the front borrows them,
+	 * which leaves no room for 70 kB more. */
+	static const char head[] = "POST /v1/exec HTTP/1.1\r\nHost: x\r\nContent-Type: "
+	    "application/json\r\nContent-Length: 140000\r\n\r\n";
+	int holder = connect_to_daemon();
+	ck_assert_int_eq(httpc_send(holder, head, sizeof(head) - 1), 0);
+	static char big[140000 + 128];
+	int len = sprintf(big, "{\"source\":\"return #ctx.pad\",\"context\":{\"pad\":\"");
+	memset(big + len, 'p', 70000);
+	strcpy(big + len + 70000, "\"}}");
+	int refused = 0;
+	for (int64_t end = support_now_ms() + WAIT_MS; !refused && support_now_ms() < end;) {
+		int fd = connect_to_daemon();
+		exchange(fd, "POST", "/v1/exec", JSON_HEADERS, big, &r);
+		refused = r.status == 503;	/* else the holder was not read yet */
+		if (refused)
+			expect_problem(&r, 503, "overloaded");
+		httpc_response_free(&r);
+		close(fd);
+	}
+	ck_assert(refused);
+	ck_assert_int_ge((int)metric("luapoold_connections"), 5);	/* with its own */
+	ck_assert_int_eq(kill(front, SIGKILL), 0);
+	ck_assert_int_ne(wait_for_fronts_at(__LINE__, 1, front), front);
+	for (int i = 0; i < 3; i++)
+		close(fds[i]);
+	close(holder);
+	/* Only the asking connection is left open. */
+	double open = -1;
+	for (int64_t end = support_now_ms() + WAIT_MS; support_now_ms() < end; usleep(POLL_STEP_US))
+		if ((open = metric("luapoold_connections")) == 1)
+			break;
+	ck_assert_msg(open == 1, "luapoold_connections is %g", open);
+	/* And 140 kB fit again in the 200 kB budget. */
+	memset(big + len, 'p', 139000);
+	strcpy(big + len + 139000, "\"}}");
+	int fd = connect_to_daemon();
+	exchange(fd, "POST", "/v1/exec", JSON_HEADERS, big, &r);
+	expect_json(&r, 200, "{\"result\":139000}");
+	httpc_response_free(&r);
+	close(fd);
+}
+END_TEST
+
 /* 7. The access log has the lane's answers too ----------------------------- */
 
 START_TEST(a_lane_answer_should_be_in_the_access_log)
@@ -600,6 +664,7 @@ fronts_guarantees_suite(void)
 	tcase_add_test(tc, an_idle_connection_should_be_closed_by_the_front_at_the_read_deadline);
 	tcase_add_test(tc, a_crashed_front_should_hand_its_connections_to_the_supervisor);
 	tcase_add_test(tc, a_lane_answer_should_be_in_the_access_log);
+	tcase_add_test(tc, a_killed_fronts_connections_and_bytes_should_be_given_back);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -102,6 +102,7 @@ config_support_assert_same_config(const struct config *a,
 	ck_assert_int_eq(a->access_log, b->access_log);
 	assert_same_string(a->worker_path, b->worker_path);
 	assert_same_string(a->worker_user, b->worker_user);
+	ck_assert_int_eq(a->fronts, b->fronts);
 	ck_assert_uint_eq(a->front_workers, b->front_workers);
 	ck_assert_uint_eq(a->fast_lane_ms, b->fast_lane_ms);
 	assert_same_string(a->front_path, b->front_path);
