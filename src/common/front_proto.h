@@ -18,6 +18,9 @@
 
 #define FRONT_CONTROL_FD	4
 
+/* Fronts in one set (front_workers); a reload briefly runs two sets. */
+#define FRONT_SET_MAX		64u
+
 /* Most descriptors in one message, and the largest packet. */
 #define FRONT_FDS_MAX		32
 #define FRONT_PACKET_MAX	8192
@@ -48,7 +51,7 @@ enum front_msg_type {
 	/* front -> supervisor: it is draining; give it no more connections. */
 	FRONT_MSG_DRAINING,
 	/* front -> supervisor (with access_log): the payload is `count`
-	 * access records, each a struct front_access then its four texts. */
+	 * access records, each a struct front_access then its five texts. */
 	FRONT_MSG_ACCESS,
 	/* front -> supervisor: the payload is `count` uint64_t, the inode
 	 * numbers of client connections this front closed (or refused): they
@@ -94,8 +97,8 @@ struct front_observation {
 };
 
 /* One request a front answered itself, for the access log; followed by
- * method, path, request id and traceparent (no NUL), of the lengths
- * given.  The supervisor checks every field and writes the line itself. */
+ * method, path, request id, traceparent and client (no NUL), of the
+ * lengths given.  The supervisor checks every field and writes the line itself. */
 struct front_access {
 	uint32_t pid;		/* the front's */
 	uint16_t status;

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "luapool.h"
+#include "common/front_proto.h"
 #include "daemon/config.h"
 #include "daemon/config_internal.h"
 
@@ -122,7 +123,7 @@ config_set(struct config *cfg, const char *key, const char *value, char *err,
 #define MAX_MAX_BODY (255u * 1024u * 1024u)
 #define MAX_WORKERS 1024u
 #define MAX_JSON_DEPTH 998u
-#define MAX_FRONT_WORKERS 64u	/* FRONTS_MAX of pool/fronts.h */
+#define MAX_FRONT_WORKERS FRONT_SET_MAX
 #define MAX_FAST_LANE_MS 1000u
 
 static int
@@ -327,8 +328,9 @@ config_validate(const struct config *cfg, char *err, size_t errlen)
 /*
  * TLS and http_threads > 0 turn fronts off instead of being refused: fronts
  * are the default, and a configuration that asks for either must still
- * start.  A front answers on the shared socket in plain HTTP, and the
- * supervisor serves what fronts hand over from its one event loop.
+ * start.  A TLS session cannot move between processes (a front serves
+ * plain HTTP), and the supervisor's side of the fronts runs in its one
+ * event loop.
  */
 const char *
 config_fronts_off_reason(const struct config *cfg)

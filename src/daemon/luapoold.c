@@ -32,7 +32,6 @@
 #include "pool/fronts.h"
 
 #define DRAIN_EXTRA_MS 2000
-#define FRONT_ARG_PAIRS 9
 
 struct daemon {
 	struct config cfg;
@@ -40,7 +39,6 @@ struct daemon {
 	struct scripts *scripts;
 	struct http *http;
 	struct fronts *fronts;		/* NULL: no fronts (config_front_count) */
-	unsigned front_count;		/* config_front_count at start */
 	char *token;
 	char *tls_cert, *tls_key;
 	unsigned char *bytecode_key;	/* bytecode = signed, until http_start */
@@ -197,6 +195,7 @@ http_bytecode_mode(const struct config *cfg)
 
 /* The front's own options, after the worker's: what it needs to serve
  * HTTP as this process would, as numbers (src/front/ reads them). */
+#define FRONT_ARG_PAIRS 7
 struct front_args {
 	char values[FRONT_ARG_PAIRS][24];
 	const char *argv[2 * FRONT_ARG_PAIRS + 1];
@@ -208,18 +207,18 @@ front_args_from_config(const struct config *cfg, struct front_args *a)
 	const struct {
 		const char *flag;
 		unsigned long long value;
-	} pairs[FRONT_ARG_PAIRS] = {
+	} pairs[] = {
 		{ "--fast-lane-ms", cfg->fast_lane_ms },
 		{ "--max-body-bytes", cfg->max_body_bytes },
 		{ "--max-connections", cfg->max_connections },
 		{ "--request-read-timeout-s", cfg->request_read_timeout_s },
 		{ "--bytecode-mode", (unsigned)http_bytecode_mode(cfg) },
 		{ "--access-log", cfg->access_log != 0 },
-		{ "--slow-job-ms", cfg->slow_job_ms },
-		{ "--metrics-auth", cfg->metrics_auth != 0 },
 		/* the whole budget: the supervisor lends it out to the fronts */
 		{ "--max-inflight-bytes", cfg->max_inflight_bytes },
 	};
+	_Static_assert(sizeof(pairs) / sizeof(pairs[0]) == FRONT_ARG_PAIRS,
+	    "FRONT_ARG_PAIRS must count the front's options");
 	for (unsigned i = 0; i < FRONT_ARG_PAIRS; i++) {
 		snprintf(a->values[i], sizeof(a->values[i]), "%llu", pairs[i].value);
 		a->argv[2 * i] = pairs[i].flag;
@@ -231,7 +230,7 @@ front_args_from_config(const struct config *cfg, struct front_args *a)
 /* The fronts hand their control sockets to the server, which accepts and
  * deals them connections over those; after http_start, before READY. */
 static int
-start_fronts(struct daemon *d, char *err, size_t errlen)
+start_fronts(struct daemon *d, unsigned count, char *err, size_t errlen)
 {
 	struct front_args args;
 	/* Said once: a TLS or threaded setup that meant to have fronts should
@@ -239,12 +238,11 @@ start_fronts(struct daemon *d, char *err, size_t errlen)
 	const char *off = config_fronts_off_reason(&d->cfg);
 	if (off != NULL)
 		log_info("fronts: off (%s)", off);
-	d->front_count = config_front_count(&d->cfg);
-	if (d->front_count == 0)
+	if (count == 0)
 		return 0;
 	front_args_from_config(&d->cfg, &args);
 	struct fronts_options o = {
-		.count = d->front_count,
+		.count = count,
 		.front_path = d->cfg.front_path,
 		.extra_args = args.argv,
 		.auth_token = d->token,
@@ -274,6 +272,7 @@ start_http(struct daemon *d, char *err, size_t errlen)
 	unsigned port;
 	if (config_parse_listen(d->cfg.listen, host, sizeof(host), &port, err, errlen) == -1)
 		return -1;
+	unsigned front_count = config_front_count(&d->cfg);
 	struct http_options o = {
 		.host = host, .port = port,
 		.max_timeout_ms = d->cfg.max_timeout_ms,
@@ -282,7 +281,7 @@ start_http(struct daemon *d, char *err, size_t errlen)
 		.max_connections_per_ip = d->cfg.max_connections_per_ip,
 		.connection_timeout_s = d->cfg.connection_timeout_s,
 		.threads = d->cfg.http_threads,
-		.fronts = config_front_count(&d->cfg) > 0,
+		.fronts = front_count > 0,
 		.auth_token = d->token,
 		.bytecode_mode = http_bytecode_mode(&d->cfg),
 		.bytecode_key = d->bytecode_key, .bytecode_key_len = d->bytecode_key_len,
@@ -296,14 +295,14 @@ start_http(struct daemon *d, char *err, size_t errlen)
 	http_options_from_config(&d->cfg, &o);
 	d->http = http_start(&o, d->pool, d->scripts, err, errlen);
 	forget_bytecode_key(d);
-	if (d->http == NULL || start_fronts(d, err, errlen) == -1)
+	if (d->http == NULL || start_fronts(d, front_count, err, errlen) == -1)
 		return -1;
 	char status[320], fronts[32] = "";
 	unsigned workers = luapool_active_workers(d->pool);
 	const char *plural = workers == 1 ? "" : "s";
 	if (d->fronts != NULL)
-		snprintf(fronts, sizeof(fronts), " and %u front%s", d->front_count,
-		    d->front_count == 1 ? "" : "s");
+		snprintf(fronts, sizeof(fronts), " and %u front%s", front_count,
+		    front_count == 1 ? "" : "s");
 	snprintf(status, sizeof(status), "READY=1\nSTATUS=serving on %s:%u with %u worker%s%s",
 	    *host ? host : "*", http_port(d->http), workers, plural, fronts);
 	log_info("listening on %s%s%s:%u (%s), %u worker%s%s", strchr(host, ':') ? "[" : "",
@@ -392,6 +391,15 @@ reload(struct daemon *d, int argc, char **argv)
 	char *token = NULL;
 	if (fresh.auth_token_file && (token = read_token(fresh.auth_token_file)) == NULL) {
 		log_error("reload: keeping the running configuration");
+		config_free(&fresh);
+		return;
+	}
+	/* Checked before anything changes: fronts left with the old token
+	 * would go on accepting it. */
+	if (d->fronts != NULL && !fronts_token_fits(token)) {
+		log_error("reload: the auth token is too long for the fronts; keeping the "
+		    "running configuration");
+		free(token);
 		config_free(&fresh);
 		return;
 	}

@@ -286,8 +286,8 @@ watch_event_sources(struct http *http, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot set up the event loop");
 		return -1;
 	}
-	struct epoll_event mhd = { .events = EPOLLIN, .data.u32 = HTTP_EVENT_MHD };
-	struct epoll_event pool = { .events = EPOLLIN, .data.u32 = HTTP_EVENT_POOL };
+	struct epoll_event mhd = { .events = EPOLLIN, .data.u64 = HTTP_EVENT_MHD };
+	struct epoll_event pool = { .events = EPOLLIN, .data.u64 = HTTP_EVENT_POOL };
 	if (epoll_ctl(http->epfd, EPOLL_CTL_ADD, info->epoll_fd, &mhd) == -1 ||
 	    epoll_ctl(http->epfd, EPOLL_CTL_ADD, luapool_poll_fd(http->pool), &pool) == -1) {
 		snprintf(err, errlen, "cannot set up the event loop: %s", strerror(errno));
@@ -300,7 +300,7 @@ watch_event_sources(struct http *http, char *err, size_t errlen)
 static int
 watch_listen_socket(struct http *http, char *err, size_t errlen)
 {
-	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = HTTP_EVENT_LISTEN };
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = HTTP_EVENT_LISTEN };
 	if (epoll_ctl(http->epfd, EPOLL_CTL_ADD, http->listen_fd, &ev) == -1) {
 		snprintf(err, errlen, "cannot watch the listening socket: %s", strerror(errno));
 		return -1;
@@ -346,7 +346,7 @@ http_serve_once(struct http *http, int signal_fd, int max_wait_ms)
 		    take_signal(signal_fd) : 0;
 	}
 	if (!http->signal_watched && signal_fd >= 0) {
-		struct epoll_event sig = { .events = EPOLLIN, .data.u32 = HTTP_EVENT_SIGNAL };
+		struct epoll_event sig = { .events = EPOLLIN, .data.u64 = HTTP_EVENT_SIGNAL };
 		epoll_ctl(http->epfd, EPOLL_CTL_ADD, signal_fd, &sig);
 		http->signal_watched = 1;
 	}
@@ -371,22 +371,21 @@ http_serve_once(struct http *http, int signal_fd, int max_wait_ms)
 	 * reached, only in a later MHD_run: never sleep long without one. */
 	int mhd_timeout = earliest(earliest(mhd_timeout_ms(http), LOOP_TICK_MS), sweep_ms);
 	int timeout = earliest(earliest(pool_timeout, mhd_timeout), max_wait_ms);
-	/* Each front's control socket is an event of its own; those not seen
-	 * this time stay ready (level-triggered). */
+	/* Each front's control socket is an event of its own, which names it;
+	 * those not seen this time stay ready (level-triggered). */
 	struct epoll_event events[8];
 	int n = epoll_wait(http->epfd, events, 8, timeout);
-	int signo = 0, fronts = 0;
+	int signo = 0;
 	for (int i = 0; i < n; i++) {
-		if (events[i].data.u32 == HTTP_EVENT_SIGNAL)
+		uint32_t event = (uint32_t)events[i].data.u64;
+		if (event == HTTP_EVENT_SIGNAL)
 			signo = take_signal(signal_fd);
-		else if (events[i].data.u32 == HTTP_EVENT_FRONTS)
-			fronts = 1;
-		else if (events[i].data.u32 == HTTP_EVENT_LISTEN)
+		else if (event == HTTP_EVENT_FRONTS)	/* the connections it adds are
+							 * served by the next MHD_run */
+			http_fronts_serve(http, (int)(events[i].data.u64 >> 32));
+		else if (event == HTTP_EVENT_LISTEN)
 			http_fronts_accept(http);
 	}
-	/* The connections it adds are served by the next MHD_run. */
-	if (fronts)
-		http_fronts_serve(http);
 	if (http->listen_paused)
 		http_fronts_accept_again(http);
 	/* The full table's way out in front mode (http_limits_sweep asks,
@@ -511,7 +510,7 @@ http_start(const struct http_options *opts, struct luapool *pool, struct scripts
 	if (opts->threads == 0 && watch_event_sources(http, err, errlen) == -1)
 		goto fail;
 	if (opts->fronts && (http_fronts_init(http, HTTP_EVENT_FRONTS) == -1 ||
-	    http_fronts_conns_init(http) == -1 ||
+	    http_fronts_conns_init(http) == -1 || http_fronts_lend_init(http) == -1 ||
 	    watch_listen_socket(http, err, errlen) == -1))
 		goto fail;
 	return http;
@@ -530,6 +529,7 @@ fail:
 		http_fronts_free(http);
 		http_limits_free(http);
 		http_fronts_conns_free(http);
+		http_fronts_lend_free(http);
 		free(http);
 	}
 	return NULL;
@@ -595,6 +595,7 @@ http_stop(struct http *http)
 	pthread_mutex_destroy(&http->config_lock);
 	http_limits_free(http);
 	http_fronts_conns_free(http);
+	http_fronts_lend_free(http);
 	free(http->auth_token);
 	free(http->info_json);
 	free(http);

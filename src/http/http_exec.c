@@ -104,7 +104,7 @@ request_timeout_ms(struct request *r)
  * the rest): at most that, and at least 1 ms.  When the request's own
  * timeout is not known here (0), the front's figure stands for it: the
  * front derived it from that timeout, and it cannot pass max_timeout_ms
- * (http_fronts.c); the worker still checks the request's timeout_ms. */
+ * (http_forwarded.c); the worker still checks the request's timeout_ms. */
 static unsigned
 job_timeout_ms(struct request *r)
 {

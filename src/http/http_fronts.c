@@ -1,7 +1,7 @@
 /*
  * http_fronts.c - front mode, the supervisor's side of front_proto.h: the
  * table of the fronts' control sockets, the messages read from them, and
- * the connections those messages hand over to libmicrohttpd.
+ * the connections accepted here and dealt to the fronts in turn.
  *
  * A front is another process and may be buggy or taken over: every type,
  * count, length and value it sends is checked, every descriptor is checked
@@ -10,13 +10,9 @@
  * descriptor that arrives with a message refused here is closed.  The
  * warnings a front can cause are logged at most once every 10 s.
  *
- * Internal connections (the socketpair ends of OPEN and REPLAY) reach
- * libmicrohttpd with an AF_UNIX address of sizeof(sa_family_t) bytes:
- * 0.9.75 copies the address as given and its per-IP limit lets any
- * address that is neither sockaddr_in nor sockaddr_in6 through, so such a
- * connection is known by its family and never counts against
- * max_connections_per_ip.  Only on them are the headers a front adds
- * (FRONT_HEADER_CLIENT, FRONT_HEADER_DEADLINE) honoured.
+ * The descriptors a front hands over are checked and served by
+ * http_fronts_fds.c; only on internal connections (OPEN, REPLAY) are the
+ * headers a front adds honoured (http_forwarded.c).
  *
  * The connections a front holds are counted here (http_fronts_conns.c):
  * the front reports those it closed, and when the table is full and a
@@ -28,8 +24,6 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <math.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -42,20 +36,15 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/time.h>
-#include <sys/un.h>
 #include <unistd.h>
-
-#include <microhttpd.h>
 
 #include "common/front_proto.h"
 #include "common/frame.h"
 #include "common/log.h"
-#include "daemon/metrics.h"
 #include "http/http.h"
 #include "http/http_internal.h"
 
-#define FRONTS_MAX		64	/* control sockets attached at once */
+#define FRONTS_MAX		(2 * FRONT_SET_MAX)	/* a set, and the one a reload retires */
 #define MESSAGES_PER_ROUND	256	/* per socket and event-loop round */
 #define ACCEPTS_PER_ROUND	64	/* new connections per event-loop round */
 #define WARN_INTERVAL_NS	(10 * 1000000000LL)
@@ -71,10 +60,13 @@ struct http_fronts {
 	/* Event-loop thread only. */
 	unsigned room_next;		/* whose turn it is to make room */
 	int64_t room_asked_ns;		/* a MAKE_ROOM unanswered since; 0: none */
+	int room_asked;			/* the control socket asked */
+	int64_t accept_again_ns;	/* accept failed for want of resources: retry then */
 	int64_t per_ip_logged_ns;
 };
 
 #define ROOM_ANSWER_NS		(1000 * 1000000LL)	/* then ask another front */
+#define ACCEPT_RETRY_NS		(100 * 1000000LL)	/* after EMFILE and the like */
 
 /* Warnings ------------------------------------------------------------------ */
 
@@ -146,7 +138,9 @@ http_fronts_attach(void *arg, int control_fd)
 		close(control_fd);
 		return;
 	}
-	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = f->event_id };
+	/* The socket rides in its events: only that front's is read. */
+	struct epoll_event ev = { .events = EPOLLIN,
+	    .data.u64 = f->event_id | (uint64_t)(uint32_t)control_fd << 32 };
 	pthread_mutex_lock(&f->lock);
 	int full = f->count >= FRONTS_MAX;
 	int added = !full && epoll_ctl(http->epfd, EPOLL_CTL_ADD, control_fd, &ev) == 0;
@@ -165,6 +159,16 @@ http_fronts_attach(void *arg, int control_fd)
 	close(control_fd);
 }
 
+/* Under the lock: where fd is in the table, or -1. */
+static int
+slot_of(const struct http_fronts *f, int fd)
+{
+	for (unsigned i = 0; i < f->count; i++)
+		if (f->fds[i] == fd)
+			return (int)i;
+	return -1;
+}
+
 /* The front hung up or broke its socket: only the event-loop thread
  * removes, so the descriptor is still ours to close. */
 static void
@@ -172,13 +176,11 @@ detach(struct http *http, int fd)
 {
 	struct http_fronts *f = http->fronts;
 	pthread_mutex_lock(&f->lock);
-	for (unsigned i = 0; i < f->count; i++) {
-		if (f->fds[i] == fd) {
-			f->count--;
-			f->fds[i] = f->fds[f->count];
-			f->draining[i] = f->draining[f->count];
-			break;
-		}
+	int i = slot_of(f, fd);
+	if (i >= 0) {
+		f->count--;
+		f->fds[i] = f->fds[f->count];
+		f->draining[i] = f->draining[f->count];
 	}
 	pthread_mutex_unlock(&f->lock);
 	/* What it held died with it, or came back (ADOPT, REPLAY) before. */
@@ -194,9 +196,9 @@ static void
 mark_draining(struct http_fronts *f, int fd)
 {
 	pthread_mutex_lock(&f->lock);
-	for (unsigned i = 0; i < f->count; i++)
-		if (f->fds[i] == fd)
-			f->draining[i] = 1;
+	int i = slot_of(f, fd);
+	if (i >= 0)
+		f->draining[i] = 1;
 	pthread_mutex_unlock(&f->lock);
 }
 
@@ -268,8 +270,8 @@ take_message(struct http *http, int from, const unsigned char *packet, size_t le
 			http_fronts_warn(http, "RETURN of %u KiB it was not lent: dropped", m.count);
 		return;
 	case FRONT_MSG_ROOM:
-		if (nfds != 0 || m.count > 1)
-			goto invalid;
+		if (nfds != 0 || m.count > 1 || f->room_asked_ns == 0 || from != f->room_asked)
+			goto invalid;	/* not asked */
 		f->room_asked_ns = 0;
 		http->room_answer = 1 + (int)m.count;	/* logged by the event loop */
 		return;
@@ -386,19 +388,17 @@ serve_control(struct http *http, int fd)
 }
 
 void
-http_fronts_serve(struct http *http)
+http_fronts_serve(struct http *http, int fd)
 {
 	struct http_fronts *f = http->fronts;
 	if (f == NULL)
 		return;
-	int fds[FRONTS_MAX];
+	/* Only a socket still attached: its number may have been reused. */
 	pthread_mutex_lock(&f->lock);
-	unsigned n = f->count;
-	memcpy(fds, f->fds, n * sizeof(fds[0]));
+	int attached = slot_of(f, fd) >= 0;
 	pthread_mutex_unlock(&f->lock);
-	for (unsigned i = 0; i < n; i++)
-		if (serve_control(http, fds[i]) == -1)
-			detach(http, fds[i]);
+	if (attached && serve_control(http, fd) == -1)
+		detach(http, fd);
 }
 
 /* New connections -------------------------------------------------------- */
@@ -450,9 +450,10 @@ void
 http_fronts_accept_again(struct http *http)
 {
 	if (!http->listen_paused || http->listen_fd == -1 ||
-	    http_fronts_conns_count(http) >= http->opts.max_connections)
+	    http_fronts_conns_count(http) >= http->opts.max_connections ||
+	    frame_now_ns() < http->fronts->accept_again_ns)
 		return;
-	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = HTTP_EVENT_LISTEN };
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = HTTP_EVENT_LISTEN };
 	if (epoll_ctl(http->epfd, EPOLL_CTL_ADD, http->listen_fd, &ev) == 0)
 		http->listen_paused = 0;
 }
@@ -489,8 +490,14 @@ http_fronts_accept(struct http *http)
 		int fd = accept4(http->listen_fd, (struct sockaddr *)&ss, &len,
 		    SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd == -1) {
-			if (errno == EMFILE || errno == ENFILE)
+			/* Out of descriptors or memory: the socket stays readable,
+			 * so stop watching it for a while instead of spinning. */
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM) {
 				http_fronts_warn(http, "accept: %s", strerror(errno));
+				http->fronts->accept_again_ns = frame_now_ns() + ACCEPT_RETRY_NS;
+				pause_accepting(http);
+			}
 			return;
 		}
 		uint64_t ino;
@@ -507,12 +514,11 @@ http_fronts_accept(struct http *http)
 		 * server draining) this process serves it, as without fronts,
 		 * and counts it as it does its own. */
 		int front = atomic_load(&http->draining) ? -1 : give_to_a_front(http->fronts, fd);
-		http_fronts_conns_dealt(http, ino, front);
-		if (front != -1) {
+		if (front != -1)
 			close(fd);
-			continue;
-		}
-		http_fronts_fds_serve(http, fd, (const struct sockaddr *)&ss, len);
+		else	/* its entry is then held by libmicrohttpd's copy */
+			http_fronts_fds_serve(http, fd, (const struct sockaddr *)&ss, len);
+		http_fronts_conns_dealt(http, ino, front);
 	}
 }
 
@@ -527,8 +533,10 @@ http_fronts_make_room(struct http *http)
 	pthread_mutex_lock(&f->lock);
 	for (unsigned tries = 0; tries < f->count && f->room_asked_ns == 0; tries++) {
 		unsigned i = f->room_next++ % f->count;
-		if (!f->draining[i] && tell(f->fds[i], FRONT_MSG_MAKE_ROOM, 0) == 0)
+		if (!f->draining[i] && tell(f->fds[i], FRONT_MSG_MAKE_ROOM, 0) == 0) {
 			f->room_asked_ns = now;
+			f->room_asked = f->fds[i];
+		}
 	}
 	pthread_mutex_unlock(&f->lock);
 }

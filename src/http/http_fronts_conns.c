@@ -9,25 +9,25 @@
  * A connection is known by its socket's inode number, which every process
  * holding the socket sees alike.  An entry is held by at most one front
  * (the one it was dealt to; only that front's reports release it) and by
- * the copies this process serves (libmicrohttpd's, a relay's); it goes
- * when nobody holds it.  A front that lies can only keep its own entries
+ * the copies this process's libmicrohttpd serves; it goes when nobody
+ * holds it.  A replayed request's connection is not counted once handed
+ * over (at most 64 at once, each closed after its answer).  A front that lies can only keep its own entries
  * (their slots stay taken until it dies) or release them early (it then
  * holds more than counted, up to its descriptor limit).  Internal
  * connections (a front's socketpairs) are never counted.
  *
- * Called from the event-loop thread, and from relay threads (a replayed
- * request ends): under one lock.
+ * The event-loop thread only (front mode needs http_threads = 0): the
+ * accepts, the fronts' messages, libmicrohttpd's notifications, /metrics.
  */
 #include <errno.h>
 #include <netinet/in.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
-#include "common/log.h"
+#include "common/text.h"
 #include "http/http_internal.h"
 
 struct entry {
@@ -43,7 +43,6 @@ struct per_address {
 };
 
 struct http_fronts_conns {
-	pthread_mutex_t lock;
 	struct entry *entries;
 	struct per_address *addrs;
 	size_t mask;		/* both tables: capacity - 1, a power of two */
@@ -55,10 +54,7 @@ struct http_fronts_conns {
 static size_t
 mix(uint64_t x)
 {
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdULL;
-	x ^= x >> 33;
-	return (size_t)x;
+	return (size_t)text_mix64(x);
 }
 
 static size_t
@@ -187,10 +183,8 @@ http_fronts_conns_init(struct http *http)
 	size_t cap = 64;
 	while (cap < 4 * ((size_t)http->opts.max_connections + 64))
 		cap *= 2;
-	if (t == NULL || pthread_mutex_init(&t->lock, NULL) != 0) {
-		free(t);
+	if (t == NULL)
 		return -1;
-	}
 	t->entries = calloc(cap, sizeof(*t->entries));
 	t->addrs = calloc(cap, sizeof(*t->addrs));
 	t->mask = cap - 1;
@@ -208,7 +202,6 @@ http_fronts_conns_free(struct http *http)
 	struct http_fronts_conns *t = http->fronts_conns;
 	if (t == NULL)
 		return;
-	pthread_mutex_destroy(&t->lock);
 	free(t->entries);
 	free(t->addrs);
 	free(t);
@@ -225,7 +218,6 @@ http_fronts_conns_admit(struct http *http, int fd, const struct sockaddr_storage
 	*ino = inode_of(fd);
 	enum http_admission verdict = HTTP_ADMITTED;
 	unsigned per_ip = http->opts.max_connections_per_ip;
-	pthread_mutex_lock(&t->lock);
 	struct per_address *a = find_address(t, addr, 0);
 	if (t->count >= http->opts.max_connections)
 		verdict = HTTP_TABLE_FULL;
@@ -241,7 +233,6 @@ http_fronts_conns_admit(struct http *http, int fd, const struct sockaddr_storage
 		if (add_entry(t, *ino, addr) == NULL)
 			verdict = HTTP_TABLE_FULL;
 	}
-	pthread_mutex_unlock(&t->lock);
 	return verdict;
 }
 
@@ -249,27 +240,29 @@ void
 http_fronts_conns_dealt(struct http *http, uint64_t ino, int front)
 {
 	struct http_fronts_conns *t = http->fronts_conns;
-	pthread_mutex_lock(&t->lock);
 	struct entry *e = find_entry(t, ino);
 	if (e != NULL) {
 		e->front = front;
 		release_if_unheld(t, e);
 	}
-	pthread_mutex_unlock(&t->lock);
 }
 
-/* A copy served here (libmicrohttpd's, or a relay's); a connection handed
- * back by its front is no longer that front's. */
+/* The entry of the connection on fd, or NULL. */
+static struct entry *
+entry_of(struct http_fronts_conns *t, int fd, uint64_t *ino)
+{
+	*ino = inode_of(fd);
+	return t != NULL && *ino != 0 ? find_entry(t, *ino) : NULL;
+}
+
+/* A connection handed back by its front is no longer that front's. */
 void
 http_fronts_conns_serve_here(struct http *http, int fd)
 {
 	struct http_fronts_conns *t = http->fronts_conns;
-	uint64_t ino = inode_of(fd);
-	if (t == NULL || ino == 0)
-		return;
-	pthread_mutex_lock(&t->lock);
-	struct entry *e = find_entry(t, ino);
-	if (e == NULL) {
+	uint64_t ino;
+	struct entry *e = entry_of(t, fd, &ino);
+	if (e == NULL && t != NULL && ino != 0) {
 		struct sockaddr_storage ss = { 0 };
 		socklen_t len = sizeof(ss);
 		unsigned char addr[17];
@@ -281,30 +274,23 @@ http_fronts_conns_serve_here(struct http *http, int fd)
 		e->front = -1;
 		e->here++;
 	}
-	pthread_mutex_unlock(&t->lock);
 }
 
 void
 http_fronts_conns_done_here(struct http *http, int fd)
 {
-	struct http_fronts_conns *t = http->fronts_conns;
-	uint64_t ino = inode_of(fd);
-	if (t == NULL || ino == 0)
-		return;
-	pthread_mutex_lock(&t->lock);
-	struct entry *e = find_entry(t, ino);
+	uint64_t ino;
+	struct entry *e = entry_of(http->fronts_conns, fd, &ino);
 	if (e != NULL && e->here > 0) {
 		e->here--;
-		release_if_unheld(t, e);
+		release_if_unheld(http->fronts_conns, e);
 	}
-	pthread_mutex_unlock(&t->lock);
 }
 
 void
 http_fronts_conns_closed_by(struct http *http, int front, const uint64_t *inos, size_t n)
 {
 	struct http_fronts_conns *t = http->fronts_conns;
-	pthread_mutex_lock(&t->lock);
 	for (size_t i = 0; i < n; i++) {
 		struct entry *e = inos[i] ? find_entry(t, inos[i]) : NULL;
 		if (e != NULL && e->front == front) {
@@ -312,7 +298,6 @@ http_fronts_conns_closed_by(struct http *http, int front, const uint64_t *inos, 
 			release_if_unheld(t, e);
 		}
 	}
-	pthread_mutex_unlock(&t->lock);
 }
 
 /* Its connections died with it (or came back first, as ADOPT and REPLAY). */
@@ -320,7 +305,6 @@ void
 http_fronts_conns_front_gone(struct http *http, int front)
 {
 	struct http_fronts_conns *t = http->fronts_conns;
-	pthread_mutex_lock(&t->lock);
 	for (size_t i = 0; i <= t->mask;) {
 		struct entry *e = &t->entries[i];
 		if (e->ino != 0 && e->front == front) {
@@ -332,15 +316,10 @@ http_fronts_conns_front_gone(struct http *http, int front)
 		}
 		i++;
 	}
-	pthread_mutex_unlock(&t->lock);
 }
 
 unsigned
-http_fronts_conns_count(struct http *http)
+http_fronts_conns_count(const struct http *http)
 {
-	struct http_fronts_conns *t = http->fronts_conns;
-	pthread_mutex_lock(&t->lock);
-	unsigned n = t->count;
-	pthread_mutex_unlock(&t->lock);
-	return n;
+	return http->fronts_conns->count;
 }

@@ -8,47 +8,71 @@
  * only give back what it was lent.  The event-loop thread only.
  */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
 #include "common/front_proto.h"
 #include "http/http_internal.h"
 
-#define LENDERS_MAX	128	/* fronts with bytes lent at once (64 + a reload's) */
+#define LENDERS_MAX	(2 * FRONT_SET_MAX)	/* a set, and the one a reload retires */
+#define SPARE_KIB_MAX	1024	/* front_limits.c keeps at most 1 MiB spare */
 
-static struct {
-	int front;		/* control socket; -1: free */
-	size_t lent;
-} lent_to[LENDERS_MAX];
-static int table_ready;
+struct http_fronts_lend {
+	struct {
+		int front;	/* control socket; -1: free */
+		size_t lent;
+	} to[LENDERS_MAX];
+};
+
+int
+http_fronts_lend_init(struct http *http)
+{
+	struct http_fronts_lend *l = malloc(sizeof(*l));
+	if (l == NULL)
+		return -1;
+	for (unsigned i = 0; i < LENDERS_MAX; i++)
+		l->to[i].front = -1;
+	http->fronts_lend = l;
+	return 0;
+}
+
+void
+http_fronts_lend_free(struct http *http)
+{
+	free(http->fronts_lend);
+	http->fronts_lend = NULL;
+}
 
 static size_t *
-account_of(int front, int create)
+account_of(struct http_fronts_lend *l, int front, int create)
 {
-	if (!table_ready) {
-		for (int i = 0; i < LENDERS_MAX; i++)
-			lent_to[i].front = -1;
-		table_ready = 1;
-	}
-	for (int i = 0; i < LENDERS_MAX; i++)
-		if (lent_to[i].front == front)
-			return &lent_to[i].lent;
-	for (int i = 0; create && i < LENDERS_MAX; i++) {
-		if (lent_to[i].front == -1) {
-			lent_to[i].front = front;
-			lent_to[i].lent = 0;
-			return &lent_to[i].lent;
+	for (unsigned i = 0; i < LENDERS_MAX; i++)
+		if (l->to[i].front == front)
+			return &l->to[i].lent;
+	for (unsigned i = 0; create && i < LENDERS_MAX; i++) {
+		if (l->to[i].front == -1) {
+			l->to[i].front = front;
+			l->to[i].lent = 0;
+			return &l->to[i].lent;
 		}
 	}
 	return NULL;
 }
 
-/* All of want, else all of need, else nothing. */
+/* All of want, else all of need, else nothing.  A front needs at most one
+ * body's room at a time and keeps a spare of at most SPARE_KIB_MAX: more
+ * is not lent, whatever it asks. */
 static size_t
 take_from_budget(struct http *http, const struct front_borrow *b)
 {
 	size_t max = atomic_load(&http->max_inflight_bytes);
-	const uint32_t asks[] = { b->want_kib, b->need_kib };
+	size_t body_kib = atomic_load(&http->max_body_bytes) / 1024 + 2;
+	if (b->need_kib > body_kib)
+		return 0;
+	const uint32_t asks[] = {
+		b->want_kib > b->need_kib + SPARE_KIB_MAX ? b->need_kib + SPARE_KIB_MAX : b->want_kib,
+		b->need_kib };
 	for (int i = 0; i < 2; i++) {
 		size_t n = (size_t)asks[i] * 1024;
 		if (n == 0 || n > max)
@@ -64,8 +88,10 @@ int
 http_fronts_lend(struct http *http, int front, const unsigned char *payload, size_t len)
 {
 	struct front_borrow b;
-	size_t *account = account_of(front, 1);
-	if (len != sizeof(b) || account == NULL)
+	if (len != sizeof(b))
+		return -1;
+	size_t *account = account_of(http->fronts_lend, front, 1);
+	if (account == NULL)
 		return -1;
 	memcpy(&b, payload, sizeof(b));
 	size_t granted = take_from_budget(http, &b);
@@ -77,29 +103,33 @@ http_fronts_lend(struct http *http, int front, const unsigned char *payload, siz
 		return 0;
 	}
 	*account += granted;
+	atomic_fetch_add(&http->lent_bytes, granted);
 	return 0;
 }
 
 int
 http_fronts_lend_take_back(struct http *http, int front, uint32_t kib)
 {
-	size_t *account = account_of(front, 0);
+	size_t *account = account_of(http->fronts_lend, front, 0);
 	size_t n = (size_t)kib * 1024;
 	if (account == NULL || n > *account)
 		return -1;
 	*account -= n;
 	atomic_fetch_sub(&http->inflight_bytes, n);
+	atomic_fetch_sub(&http->lent_bytes, n);
 	return 0;
 }
 
 void
 http_fronts_lend_front_gone(struct http *http, int front)
 {
-	for (int i = 0; table_ready && i < LENDERS_MAX; i++) {
-		if (lent_to[i].front == front) {
-			atomic_fetch_sub(&http->inflight_bytes, lent_to[i].lent);
-			lent_to[i].front = -1;
-			lent_to[i].lent = 0;
+	struct http_fronts_lend *l = http->fronts_lend;
+	for (unsigned i = 0; i < LENDERS_MAX; i++) {
+		if (l->to[i].front == front) {
+			atomic_fetch_sub(&http->inflight_bytes, l->to[i].lent);
+			atomic_fetch_sub(&http->lent_bytes, l->to[i].lent);
+			l->to[i].front = -1;	/* its socket's number may be reused */
+			l->to[i].lent = 0;
 		}
 	}
 }

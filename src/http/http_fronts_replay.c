@@ -174,10 +174,11 @@ http_fronts_replay(struct http *http, int client, int memfd)
 	log_error("cannot start the thread of a replayed request");
 fail:
 	/* Closing our end tells libmicrohttpd the request ended. */
-	const int fds[] = { pair[0], pair[1], client, memfd };
-	for (int i = 0; i < 4; i++)
-		if (fds[i] != -1)
-			close(fds[i]);
+	for (int i = 0; i < 2; i++)
+		if (pair[i] != -1)
+			close(pair[i]);
+	close(client);
+	close(memfd);
 	free(rl);
 	if (counted)
 		atomic_fetch_sub(&relays_running, 1);

@@ -40,14 +40,15 @@ http_fronts_take_stats(const unsigned char *payload, size_t len, uint32_t count)
 }
 
 /* text (len bytes, no NUL) into out as a C string, if every byte is
- * visible ASCII: 1, else 0.  An empty text is fine (out ""). */
+ * visible ASCII (any_byte: any but NUL, for a path, which the access log
+ * escapes): 1, else 0.  An empty text is fine (out ""). */
 static int
-take_text(const unsigned char *text, size_t len, char *out, size_t cap)
+take_text(const unsigned char *text, size_t len, char *out, size_t cap, int any_byte)
 {
 	if (len >= cap)
 		return 0;
 	for (size_t i = 0; i < len; i++)
-		if (text[i] < 0x21 || text[i] > 0x7e)
+		if (any_byte ? text[i] == 0 : text[i] < 0x21 || text[i] > 0x7e)
 			return 0;
 	memcpy(out, text, len);
 	out[len] = '\0';
@@ -73,12 +74,14 @@ take_record(const unsigned char *payload, size_t len, size_t *at)
 	char client[FRONT_ACCESS_TEXT_MAX + 1], canon[INET6_ADDRSTRLEN] = "";
 	unsigned char addr[sizeof(struct in6_addr)];
 	double ms = r.ms, run = r.run_ms;
-	if (!take_text(t, r.method_len, method, sizeof(method)) ||
-	    !take_text(t + r.method_len, r.path_len, path, sizeof(path)) ||
-	    !take_text(t + r.method_len + r.path_len, r.id_len, id, sizeof(id)) ||
-	    !take_text(t + r.method_len + r.path_len + r.id_len, r.traceparent_len, tp,
-	    sizeof(tp)) ||
-	    !take_text(t + texts - r.client_len, r.client_len, client, sizeof(client)) ||
+	/* A client's traceparent that is not one is left out, as here. */
+	if (!take_text(t + r.method_len + r.path_len + r.id_len, r.traceparent_len, tp,
+	    sizeof(tp), 0))
+		tp[0] = '\0';
+	if (!take_text(t, r.method_len, method, sizeof(method), 0) ||
+	    !take_text(t + r.method_len, r.path_len, path, sizeof(path), 1) ||
+	    !take_text(t + r.method_len + r.path_len, r.id_len, id, sizeof(id), 0) ||
+	    !take_text(t + texts - r.client_len, r.client_len, client, sizeof(client), 0) ||
 	    method[0] == '\0' || id[0] == '\0' || r.status < 100 || r.status > 599 ||
 	    !isfinite(ms) || ms < 0 || ms > 1e9 || isnan(run) || run > 1e9)
 		return 0;

@@ -30,6 +30,7 @@ struct http_conn;
 struct problem_job_parts;
 struct http_fronts;
 struct http_fronts_conns;
+struct http_fronts_lend;
 struct sockaddr_storage;
 
 /* Every open connection, for the request read deadline and for making room
@@ -68,8 +69,10 @@ struct http {
 	int listen_fd;			/* front mode: accepted here for the fronts; else -1 */
 	struct http_fronts *fronts;	/* front mode: their control sockets; else NULL */
 	struct http_fronts_conns *fronts_conns;	/* front mode: every client connection */
+	struct http_fronts_lend *fronts_lend;	/* front mode: bytes lent to the fronts */
 	int listen_paused;		/* front mode: the table is full, accept none */
 	atomic_size_t internal_inflight_bytes;	/* bodies fronts forwarded (they lent them) */
+	atomic_size_t lent_bytes;	/* of inflight_bytes, lent to the fronts */
 	int room_wanted;		/* front mode: ask a front to make room */
 	int room_answer;		/* a front's ROOM: 1 + what it said; 0: none */
 };
@@ -78,21 +81,10 @@ struct http {
 enum { HTTP_EVENT_MHD = 1, HTTP_EVENT_POOL, HTTP_EVENT_SIGNAL, HTTP_EVENT_FRONTS,
 	HTTP_EVENT_LISTEN };
 
-/* The budget r's bytes are charged to.  A front's forwarded request was
- * charged in the front, out of the server's budget (it borrowed it):
- * charged there again it would count twice.  Its copy here has a budget
- * of its own, so that a front that forwards more than it borrowed cannot
- * make this process hold more. */
-#define http_request_budget(r) \
-	((r)->internal ? &(r)->http->internal_inflight_bytes : &(r)->http->inflight_bytes)
-
 /* Longest X-Request-Id kept; a longer one is replaced by a generated one. */
 #define HTTP_REQUEST_ID_MAX	128
 
 
-/* One HTTP request.  Reference counted because both MHD and the pool hold
- * it: created by http.c with one reference (MHD's), one more for each job
- * submitted; the last http_request_unref frees it. */
 /* The headers the server acts on, found in one pass over the request's
  * headers (pointers into libmicrohttpd's copy, valid for the request). */
 struct request_headers {
@@ -102,6 +94,9 @@ struct request_headers {
 	const char *traceparent;
 };
 
+/* One HTTP request.  Reference counted because both MHD and the pool hold
+ * it: created by http.c with one reference (MHD's), one more for each job
+ * submitted; the last http_request_unref frees it. */
 struct request {
 	atomic_int refs;
 	pthread_mutex_t lock;
@@ -121,7 +116,7 @@ struct request {
 	int64_t start_ns;
 	char request_id[HTTP_REQUEST_ID_MAX + 1];	/* given or generated */
 	char traceparent[56];		/* a well-formed incoming one, else "" */
-	/* On a front's internal connection only (http_fronts.c): the client's
+	/* On a front's internal connection only (http_forwarded.c): the client's
 	 * address as the front saw it (an IPv4 or IPv6 address, else ""), and
 	 * the milliseconds the front left the job, if it said. */
 	char client[48];
@@ -146,6 +141,17 @@ struct request {
 	int checking_script;
 	int chunk_is_source;
 };
+
+/* The budget r's bytes are charged to.  A front's forwarded request was
+ * charged in the front, out of the server's budget (it borrowed it):
+ * charged there again it would count twice.  Its copy here has a budget
+ * of its own, so that a front that forwards more than it borrowed cannot
+ * make this process hold more. */
+static inline atomic_size_t *
+http_request_budget(struct request *r)
+{
+	return r->internal ? &r->http->internal_inflight_bytes : &r->http->inflight_bytes;
+}
 
 /* http_request.c: the request's last reference and its answer. */
 
@@ -319,9 +325,10 @@ void http_log_mhd(void *cls, const char *fmt, va_list ap);
  * http->epfd; http_fronts_free closes every one of them. */
 int http_fronts_init(struct http *http, uint32_t event_id);
 void http_fronts_free(struct http *http);
-/* Reads every control socket until it would block (or a bounded number of
- * messages) and acts on what the fronts said; the event-loop thread. */
-void http_fronts_serve(struct http *http);
+/* Reads the control socket fd (one epoll event names it) until it would
+ * block (or a bounded number of messages) and acts on what that front
+ * said; the event-loop thread. */
+void http_fronts_serve(struct http *http, int fd);
 /* New connections on the listening socket, dealt to the fronts in turn
  * (served here when none takes one), while the table has room. */
 void http_fronts_accept(struct http *http);
@@ -350,6 +357,8 @@ int http_fronts_fds_serve_internal(struct http *http, int fd);
 
 /* http_fronts_lend.c: the request bytes lent to the fronts. */
 
+int http_fronts_lend_init(struct http *http);
+void http_fronts_lend_free(struct http *http);
 /* BORROW from front: answers LEND.  -1 if the message is malformed. */
 int http_fronts_lend(struct http *http, int front, const unsigned char *payload, size_t len);
 /* RETURN: -1 if front gives back more than it was lent (nothing done). */
@@ -377,14 +386,14 @@ enum http_admission http_fronts_conns_admit(struct http *http, int fd,
     const struct sockaddr_storage *ss, uint64_t *ino);
 /* It went to the front whose control socket is front (-1: to nobody). */
 void http_fronts_conns_dealt(struct http *http, uint64_t ino, int front);
-/* This process serves a copy of fd / no longer does (libmicrohttpd's
- * notifications, relays).  No-ops outside front mode. */
+/* This process's libmicrohttpd serves fd / no longer does.  No-ops
+ * outside front mode. */
 void http_fronts_conns_serve_here(struct http *http, int fd);
 void http_fronts_conns_done_here(struct http *http, int fd);
 /* FRONT_MSG_CLOSED from front: only its own entries are released. */
 void http_fronts_conns_closed_by(struct http *http, int front, const uint64_t *inos, size_t n);
 void http_fronts_conns_front_gone(struct http *http, int front);
-unsigned http_fronts_conns_count(struct http *http);
+unsigned http_fronts_conns_count(const struct http *http);
 
 /* http_fronts_reports.c: what fronts report of the answers they wrote. */
 

@@ -46,7 +46,7 @@ struct http_conn {
 	enum conn_state state;
 	int64_t since_ns;	/* waiting for a request since */
 	int closing;		/* shut down by a sweep */
-	int internal;		/* a front's (http_fronts.c): never makes room */
+	int internal;		/* a front's (http_forwarded.c): never makes room */
 };
 
 int

@@ -24,7 +24,11 @@ trim_when_quiet(struct http *http)
 {
 	static _Atomic int64_t last_trim_ns;
 	int64_t now = frame_now_ns(), last = atomic_load(&last_trim_ns);
-	if (now - last < 1000000000LL && atomic_load(&http->inflight_bytes) >= TRIM_AFTER_BYTES)
+	/* What this process holds: not what it lent to the fronts, but what
+	 * they forwarded to it. */
+	size_t held = atomic_load(&http->inflight_bytes) - atomic_load(&http->lent_bytes) +
+	    atomic_load(&http->internal_inflight_bytes);
+	if (now - last < 1000000000LL && held >= TRIM_AFTER_BYTES)
 		return;
 	if (atomic_compare_exchange_strong(&last_trim_ns, &last, now))
 		malloc_trim(0);

@@ -474,9 +474,15 @@ fail:
 }
 
 int
+fronts_token_fits(const char *auth_token)
+{
+	return auth_token == NULL || strlen(auth_token) <= FRONT_PROCESS_TOKEN_MAX;
+}
+
+int
 fronts_reload(struct fronts *f, const char *auth_token, const char *const *extra_args)
 {
-	if (auth_token != NULL && strlen(auth_token) > FRONT_PROCESS_TOKEN_MAX) {
+	if (!fronts_token_fits(auth_token)) {
 		log_error("reloading the fronts: the auth token is too long; they keep theirs");
 		return -1;
 	}

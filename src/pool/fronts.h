@@ -14,7 +14,9 @@
 
 #include <stddef.h>
 
-#define FRONTS_MAX		64u	/* fronts in one set */
+#include "common/front_proto.h"
+
+#define FRONTS_MAX		FRONT_SET_MAX
 
 struct fronts;
 struct luapool;
@@ -54,6 +56,8 @@ struct fronts *fronts_start(struct luapool *pool, const struct fronts_options *o
  * or the token is too long for a packet (logged), and nothing changes.
  */
 int fronts_reload(struct fronts *f, const char *auth_token, const char *const *extra_args);
+/* Whether the fronts can be given this token (it fits their first message). */
+int fronts_token_fits(const char *auth_token);
 
 /* Shutdown, first step: SIGTERM to every front, none is replaced any
  * more.  Returns at once; watch fronts_alive to see them go.  NULL: nothing. */

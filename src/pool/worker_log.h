@@ -7,7 +7,8 @@
  * (log.c).  Either process may be hostile: nothing it writes can start a
  * log line of its own or pick its level, except by carrying its own log
  * prefix ("luapool-worker[PID]: LEVEL: ", "luapool-front[PID]: LEVEL: "),
- * and then only with its own pid.  For the dispatcher thread.
+ * and then only with its own pid.  For the dispatcher thread (workers)
+ * and the fronts' thread (fronts).
  */
 #ifndef POOL_WORKER_LOG_H
 #define POOL_WORKER_LOG_H
