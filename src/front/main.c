@@ -21,8 +21,9 @@
 #include "vm/worker_args.h"
 
 /* What a front serves besides a worker's options: connection buffers
- * (64 KiB each), a request body and its copy on the way to the supervisor,
- * and an answer coming back. */
+ * (counted at 64 KiB each, four times libmicrohttpd's 16 KiB pool, for
+ * what a connection holds beside it), a request body and its copy on the
+ * way to the supervisor, and an answer coming back. */
 #define FRONT_CONNECTION_BYTES ((size_t)64u << 10)
 
 struct front_args {
@@ -48,8 +49,6 @@ front_option(void *arg, const char *key, unsigned long v)
 		a->front.bytecode_mode = (int)v;
 	else if (strcmp(key, "--access-log") == 0)
 		a->front.access_log = v != 0;
-	else if (strcmp(key, "--slow-job-ms") == 0 || strcmp(key, "--metrics-auth") == 0)
-		;	/* the supervisor logs and guards what it serves */
 	else
 		return -1;
 	return 0;

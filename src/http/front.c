@@ -31,11 +31,9 @@
 #include "common/front_proto.h"
 #include "common/log.h"
 #include "common/text.h"
-#include "daemon/metrics.h"
 #include "http/front.h"
 #include "http/front_internal.h"
 #include "http/http_options.h"
-#include "http/problem.h"
 #include "vm/lane.h"
 
 /* Below the supervisor's SIGKILL of a retired front (30 s, fronts.c), so
@@ -46,6 +44,8 @@
  * KiB holds any request head the supervisor would take (its 64 KiB also
  * buffer bodies, which a front copies out as they come). */
 #define FRONT_CONNECTION_MEMORY	(16 * 1024)
+#define OVER_BUDGET	"the server holds as many request bytes as it may " \
+			"(max_inflight_bytes); retry later"
 
 static struct {
 	struct MHD_Daemon *daemon;
@@ -71,7 +71,6 @@ req_new(struct MHD_Connection *mhd, const char *method)
 	struct front_req *req = calloc(1, sizeof(*req));
 	if (req == NULL)
 		return NULL;
-	req->io_kind = 1;
 	req->mhd = mhd;
 	req->fd = -1;
 	req->run_ms = -1;
@@ -122,15 +121,15 @@ run_in_lane(struct front_req *req, const char *url)
 	req->conn->req = req;
 	req->conn->state = FRONT_HANDED;
 	int64_t run_ns = 0;
-	int at_limit = 0;
+	int not_for_lane = 0;
 	req->deadline_ns = lane_deadline_ns();
-	enum lane_verdict v = lane_run_loaded(F.vm, &F.out, &run_ns, &at_limit);
+	enum lane_verdict v = lane_run_loaded(F.vm, &F.out, &run_ns, &not_for_lane);
 	req->conn->state = FRONT_READING;
 	req->conn->req = NULL;
 	if (F.out.replace != VM_REPLACE_NO || F.out.heap_high)
 		F.retire = 1;
 	double run_ms = run_ns / 1e6;
-	if (at_limit)
+	if (not_for_lane)
 		front_set_demote(req->digest);
 	else if (run_ns > 0 && !F.out.soft_stopped)
 		front_set_observe(req->digest, run_ms);
@@ -219,7 +218,10 @@ handle(struct front_req *req, const char *url)
 		char detail[64];
 		snprintf(detail, sizeof(detail), "the body is larger than %zu bytes",
 		    F.o.max_body_bytes);
-		front_answer_problem(req, "payload_too_large", detail);
+		if (req->over_budget)	/* a chunked body, as the supervisor says it */
+			front_answer_problem(req, "overloaded", OVER_BUDGET);
+		else
+			front_answer_problem(req, "payload_too_large", detail);
 		buffer_append(&req->resp_headers, "Connection\0close", 17);
 		return;
 	}
@@ -227,7 +229,9 @@ handle(struct front_req *req, const char *url)
 	 * spare byte past its length. */
 	if (req->body.data != NULL)
 		req->body.data[req->body.len] = '\0';
-	if (!F.shutting_down && strcmp(req->method, "POST") == 0 && strcmp(url, "/v1/exec") == 0 &&
+	/* Not while the server drains, nor on a VM that must be replaced. */
+	if (!F.shutting_down && !F.retire && strcmp(req->method, "POST") == 0 &&
+	    strcmp(url, "/v1/exec") == 0 &&
 	    F.o.bytecode_mode != HTTP_BYTECODE_SIGNED && req->body.len > 0 && authorized(req)) {
 		try_lane(req, url);
 		if (req->ready)
@@ -273,8 +277,7 @@ start_reading(struct front_req *req)
 	}
 	if (n > 0) {
 		if (charge(req, (size_t)n + 1) == -1) {
-			return refuse_early(req, "overloaded", "the server holds as many request "
-			    "bytes as it may (max_inflight_bytes); retry later");
+			return refuse_early(req, "overloaded", OVER_BUDGET);
 		}
 		buffer_reserve_exact(&req->body, (size_t)n);	/* one copy */
 	}
@@ -287,8 +290,8 @@ take_upload(struct front_req *req, const char *data, size_t size)
 	if (req->too_large)
 		return;
 	size_t room = req->charged > req->body.len ? req->charged - req->body.len : 0;
-	if ((size > room && charge(req, size - room) == -1) ||
-	    buffer_append(&req->body, data, size) == -1) {
+	req->over_budget = size > room && charge(req, size - room) == -1;
+	if (req->over_budget || buffer_append(&req->body, data, size) == -1) {
 		req->too_large = 1;
 		buffer_free(&req->body);
 	}
@@ -358,8 +361,12 @@ on_connection(void *cls, struct MHD_Connection *mhd, void **socket_context,
 		struct front_conn *c = calloc(1, sizeof(*c));
 		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(mhd,
 		    MHD_CONNECTION_INFO_CONNECTION_FD);
-		if (c == NULL)
+		if (c == NULL) {
+			/* Untracked here: its slot in the supervisor's table
+			 * is given back now rather than never. */
+			front_control_closed(front_control_inode(ci ? ci->connect_fd : -1));
 			return;
+		}
 		c->fd = ci ? ci->connect_fd : -1;
 		c->ino = front_control_inode(c->fd);
 		c->state = FRONT_IDLE;
@@ -399,39 +406,13 @@ on_mhd_log(void *cls, const char *fmt, va_list ap)
 void
 front_last_words(void)
 {
+	/* Once: a fault in the middle must not hand the same sockets twice. */
+	static volatile sig_atomic_t said;
+	if (said)
+		return;
+	said = 1;
 	front_forward_hand_over(F.conns);
 	front_control_adopt_kept();
-}
-
-/* A crash (a fault, or the signal sent as one) costs the front, not the
- * requests on its other connections: the same last words as a hard stop,
- * from an alternate stack (the fault may be a stack overflow).  The
- * request that crashed it is replayed too, and crashes a pool worker in
- * turn, whose death the pool answers as worker_crashed. */
-static void
-on_crash(int sig)
-{
-	static const char line[] = "luapool-front: crashed: its connections were handed over\n";
-	front_last_words();
-	ssize_t unused = write(STDERR_FILENO, line, sizeof(line) - 1);
-	(void)unused;
-	_exit(128 + sig);
-}
-
-static int
-catch_crashes(void)
-{
-	static char alt_stack[64 * 1024];
-	stack_t ss = { .ss_sp = alt_stack, .ss_size = sizeof(alt_stack) };
-	if (sigaltstack(&ss, NULL) == -1)
-		return -1;
-	struct sigaction sa = { .sa_handler = on_crash, .sa_flags = SA_ONSTACK | SA_RESETHAND };
-	sigfillset(&sa.sa_mask);
-	const int faults[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE };
-	for (size_t i = 0; i < sizeof(faults) / sizeof(faults[0]); i++)
-		if (sigaction(faults[i], &sa, NULL) == -1)
-			return -1;
-	return 0;
 }
 
 /* The loop ------------------------------------------------------------- */
@@ -606,7 +587,7 @@ front_serve(struct vm *vm, const struct front_options *o, void (*lock_down)(void
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	if (catch_crashes() == -1) {
+	if (front_crash_catch(front_last_words) == -1) {
 		log_error("crash handlers: %s", strerror(errno));
 		return 1;
 	}
@@ -621,6 +602,7 @@ front_serve(struct vm *vm, const struct front_options *o, void (*lock_down)(void
 		MHD_run(F.daemon);
 		if ((stop_asked || F.retire) && drain_until == 0) {
 			say_draining();
+			front_answer_close_connections();
 			drain_until = frame_now_ns() + DRAIN_MAX_NS;
 		}
 		if (drain_until && (F.in_flight == 0 || frame_now_ns() > drain_until))

@@ -15,7 +15,7 @@ struct front_options {
 	unsigned fast_lane_ms;
 	size_t max_body_bytes;
 	size_t max_result_bytes;
-	size_t max_inflight_bytes;	/* request bytes this front holds at once */
+	size_t max_inflight_bytes;	/* the server's, lent out by the supervisor */
 	size_t max_answer_bytes;	/* an answer from the supervisor */
 	unsigned max_connections;
 	unsigned request_read_timeout_s;

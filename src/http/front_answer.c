@@ -35,6 +35,7 @@ static struct {
 	char access[FRONT_PACKET_MAX];
 	size_t access_len;
 	unsigned naccess;
+	int closing;		/* draining: every answer closes its connection */
 } A;
 
 void
@@ -202,6 +203,18 @@ front_answer_problem(struct front_req *req, const char *code, const char *detail
 	    &name) : METRICS_ROUTE_OTHER, req->status, req, req->resp_len);
 }
 
+/* While the front drains, a client's next request goes to a front that
+ * stays (a keep-alive client would keep this one from ever finishing). */
+static enum MHD_Result
+queue(struct front_req *req, struct MHD_Response *resp)
+{
+	if (A.closing && MHD_get_response_header(resp, MHD_HTTP_HEADER_CONNECTION) == NULL)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+	enum MHD_Result ret = MHD_queue_response(req->mhd, req->status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
 /* A lane answer: copied once, by libmicrohttpd, from the lane's buffer. */
 static enum MHD_Result
 queue_lane_answer(struct front_req *req)
@@ -214,9 +227,7 @@ queue_lane_answer(struct front_req *req)
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
 	MHD_add_response_header(resp, "X-Request-Id", req->request_id);
 	MHD_add_response_header(resp, "Server-Timing", req->timing);
-	enum MHD_Result ret = MHD_queue_response(req->mhd, req->status, resp);
-	MHD_destroy_response(resp);
-	return ret;
+	return queue(req, resp);
 }
 
 enum MHD_Result
@@ -238,9 +249,13 @@ front_answer_queue(struct front_req *req)
 		MHD_add_response_header(resp, p, value);
 		p = value + strlen(value) + 1;
 	}
-	enum MHD_Result ret = MHD_queue_response(req->mhd, req->status, resp);
-	MHD_destroy_response(resp);
-	return ret;
+	return queue(req, resp);
+}
+
+void
+front_answer_close_connections(void)
+{
+	A.closing = 1;
 }
 
 void

@@ -11,6 +11,7 @@
  * only when the bytes it was lent run out, so not for every request.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -25,20 +26,27 @@
 #define KEPT_MAX	256	/* messages that came while a LEND was awaited */
 #define LEND_WAIT_MS	1000	/* then the request is refused (503) */
 
+/* New connections that came while a LEND was awaited; read by the
+ * last words too: a slot is filled before it is counted. */
 static struct {
 	struct front_msg m;
 	int fd;			/* its descriptor (CONNECTION), or -1 */
 } kept[KEPT_MAX];
-static unsigned kept_first, kept_count;
+static volatile sig_atomic_t kept_first, kept_count;
+/* SHUTDOWN and MAKE_ROOM that came meanwhile: flags, never dropped. */
+static int shutdown_kept, room_kept;
+static unsigned lends_owed;		/* BORROWs sent whose LEND has not come */
 
-static void
+static int
 say(const void *msg, size_t len)
 {
 	/* A full socket means a supervisor that is not reading: nothing
 	 * waits on it here; the supervisor's count is then off until this
 	 * front dies, which gives its connections back. */
-	if (send(FRONT_CONTROL_FD, msg, len, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)len)
-		log_debug("a message to the supervisor was not sent: %s", strerror(errno));
+	if (send(FRONT_CONTROL_FD, msg, len, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)len)
+		return 0;
+	log_debug("a message to the supervisor was not sent: %s", strerror(errno));
+	return -1;
 }
 
 int
@@ -79,12 +87,20 @@ front_control_room(int closed_one)
 	say(&m, sizeof(m));
 }
 
-void
+int
 front_control_return(size_t bytes)
 {
 	struct front_msg m = { .type = FRONT_MSG_RETURN, .count = (uint32_t)(bytes / 1024) };
-	if (m.count > 0)
-		say(&m, sizeof(m));
+	return m.count > 0 ? say(&m, sizeof(m)) : 0;
+}
+
+/* A LEND whose BORROW gave up waiting: its bytes go back. */
+static void
+give_back_late(const struct front_msg *m)
+{
+	if (lends_owed > 0)
+		lends_owed--;
+	front_control_return((size_t)m->count * 1024);
 }
 
 /* A message that is no answer to BORROW: kept for front_control_next.
@@ -95,23 +111,19 @@ keep(const struct front_msg *m, const int *fds, unsigned n)
 	int fd = n > 0 ? fds[0] : -1;
 	for (unsigned i = 1; i < n; i++)
 		close(fds[i]);
-	if (m->type == FRONT_MSG_LEND) {
-		/* An answer that came too late: given back. */
-		front_control_return((size_t)m->count * 1024);
-		if (fd != -1)
-			close(fd);
+	if (m->type == FRONT_MSG_SHUTDOWN || m->type == FRONT_MSG_MAKE_ROOM) {
+		*(m->type == FRONT_MSG_SHUTDOWN ? &shutdown_kept : &room_kept) = 1;
+	} else if (kept_count < KEPT_MAX && m->type == FRONT_MSG_CONNECTION && fd != -1) {
+		unsigned i = ((unsigned)kept_first + (unsigned)kept_count) % KEPT_MAX;
+		kept[i].m = *m;
+		kept[i].fd = fd;
+		kept_count++;
 		return;
 	}
-	if (kept_count == KEPT_MAX) {
-		if (fd != -1) {
-			front_control_closed(front_control_inode(fd));
-			close(fd);
-		}
-		return;
+	if (fd != -1) {
+		front_control_closed(front_control_inode(fd));
+		close(fd);
 	}
-	unsigned i = (kept_first + kept_count++) % KEPT_MAX;
-	kept[i].m = *m;
-	kept[i].fd = fd;
 }
 
 size_t
@@ -123,8 +135,9 @@ front_control_borrow(size_t need, size_t want)
 	} msg = { .m = { .type = FRONT_MSG_BORROW },
 		  .b = { .want_kib = (uint32_t)((want + 1023) / 1024),
 			 .need_kib = (uint32_t)((need + 1023) / 1024) } };
-	if (send(FRONT_CONTROL_FD, &msg, sizeof(msg), MSG_NOSIGNAL) != (ssize_t)sizeof(msg))
+	if (say(&msg, sizeof(msg)) == -1)
 		return 0;
+	lends_owed++;
 	for (;;) {
 		struct front_msg m;
 		int fds[FRONT_FDS_MAX];
@@ -132,8 +145,15 @@ front_control_borrow(size_t need, size_t want)
 		int rc = front_forward_receive(&m, fds, &n);
 		if (rc == -1)
 			return 0;
-		if (rc == 1 && m.type == FRONT_MSG_LEND && n == 0)
+		/* LENDs come in the order of the BORROWs: earlier ones first. */
+		if (rc == 1 && m.type == FRONT_MSG_LEND && lends_owed > 1) {
+			give_back_late(&m);
+			continue;
+		}
+		if (rc == 1 && m.type == FRONT_MSG_LEND) {
+			lends_owed = 0;
 			return (size_t)m.count * 1024;
+		}
 		if (rc == 1) {
 			keep(&m, fds, n);
 			continue;
@@ -154,21 +174,32 @@ front_control_borrow(size_t need, size_t want)
 int
 front_control_pending(void)
 {
-	return kept_count > 0;
+	return kept_count > 0 || shutdown_kept || room_kept;
 }
 
 int
 front_control_next(struct front_msg *m, int *fds, unsigned *n)
 {
-	if (kept_count == 0)
-		return front_forward_receive(m, fds, n);
-	*m = kept[kept_first].m;
 	*n = 0;
-	if (kept[kept_first].fd != -1)
+	if (shutdown_kept || room_kept) {
+		*m = (struct front_msg){ .type = shutdown_kept ? FRONT_MSG_SHUTDOWN :
+		    FRONT_MSG_MAKE_ROOM };
+		*(shutdown_kept ? &shutdown_kept : &room_kept) = 0;
+		return 1;
+	}
+	if (kept_count > 0) {
+		*m = kept[kept_first].m;
 		fds[(*n)++] = kept[kept_first].fd;
-	kept_first = (kept_first + 1) % KEPT_MAX;
-	kept_count--;
-	return 1;
+		kept_first = (kept_first + 1) % KEPT_MAX;
+		kept_count--;
+		return 1;
+	}
+	for (;;) {
+		int rc = front_forward_receive(m, fds, n);
+		if (rc != 1 || m->type != FRONT_MSG_LEND)
+			return rc;
+		give_back_late(m);
+	}
 }
 
 void

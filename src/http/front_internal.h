@@ -1,7 +1,9 @@
 /*
  * front_internal.h - what the files of the front server share
  * (front.c: libmicrohttpd and the lane; front_forward.c: hand-offs to the
- * supervisor; front_set.c: which chunks are short).  Never include this
+ * supervisor; front_set.c: which chunks are short; front_answer.c: the
+ * answers and reports; front_control.c: the other control messages;
+ * front_limits.c: the limits; front_crash.c: crashes).  Never include this
  * outside src/http/front*.c.
  */
 #ifndef FRONT_INTERNAL_H
@@ -40,15 +42,14 @@ struct front_conn {
 /* One request.  Its head is the request as forwarded to the supervisor,
  * so a replay needs nothing built in a signal handler. */
 struct front_req {
-	int io_kind;			/* first: tells epoll users apart */
 	struct front_conn *conn;
 	struct MHD_Connection *mhd;
 	int64_t start_ns;
-	char method[8];
+	char method[32];		/* longer ones are cut (and unknown here) */
 	char request_id[129];
 	struct buffer body;
 	size_t charged;			/* against the front's byte budget */
-	int too_large;
+	int too_large, over_budget;	/* the body is dropped: 413, or 503 */
 	const char *url;		/* libmicrohttpd's, valid for the request */
 	struct buffer head;		/* empty for a lane job: a replay writes it */
 	int64_t deadline_ns;		/* absolute, when deadline_at != 0 */
@@ -61,7 +62,7 @@ struct front_req {
 	int fd;
 	size_t sent;
 	struct buffer in;
-	int suspended, orphaned;
+	int suspended;
 	/* The answer. */
 	int ready;
 	unsigned status;
@@ -89,6 +90,8 @@ void front_answer_problem(struct front_req *req, const char *code, const char *d
 void front_answer_ok(struct front_req *req, const struct buffer *body, double run_ms);
 /* Queues req's answer on its connection. */
 enum MHD_Result front_answer_queue(struct front_req *req);
+/* From now on (the front drains) every answer closes its connection. */
+void front_answer_close_connections(void);
 /* Observations wait at most 100 ms, or until a packet is full. */
 int front_answer_stats_due(void);
 void front_answer_send_stats(void);
@@ -143,8 +146,9 @@ int front_control_make_room(struct front_conn *head);
 /* Asks for request bytes out of the server's budget: want if free, else
  * at least need; waits for the answer (up to 1 s).  The bytes lent, or 0. */
 size_t front_control_borrow(size_t need, size_t want);
-/* Gives lent bytes back (whole KiB). */
-void front_control_return(size_t bytes);
+/* Gives lent bytes back (whole KiB): 0, or -1 when it could not be said
+ * (they stay lent). */
+int front_control_return(size_t bytes);
 /* The next message from the supervisor: those kept while a LEND was
  * awaited, then the socket's (front_forward_receive's contract). */
 int front_control_next(struct front_msg *m, int *fds, unsigned *nfds);
@@ -152,6 +156,10 @@ int front_control_next(struct front_msg *m, int *fds, unsigned *nfds);
 int front_control_pending(void);
 /* Kept connections go to the supervisor (the front ends). */
 void front_control_adopt_kept(void);
+
+/* front_crash.c: last_words (async-signal-safe) run on SIGSEGV, SIGBUS,
+ * SIGILL and SIGFPE, then the process exits 128 + the signal.  0 or -1. */
+int front_crash_catch(void (*last_words)(void));
 
 /* front_limits.c: framing, the byte budget, the read deadline. */
 

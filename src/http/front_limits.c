@@ -31,8 +31,9 @@ front_limits_init(size_t inflight_budget, unsigned read_timeout_s)
 {
 	held = 0;
 	lent = 0;
-	/* Enough for many small requests, a small part of the whole. */
-	spare = inflight_budget / 16 < 1024 * 1024 ? inflight_budget / 16 : 1024 * 1024;
+	/* Enough for many small requests, a small part of the whole even
+	 * with many fronts (at most 64, each keeping up to twice this). */
+	spare = inflight_budget / 256 < 1024 * 1024 ? inflight_budget / 256 : 1024 * 1024;
 	read_timeout_ns = (int64_t)read_timeout_s * 1000000000;
 }
 
@@ -73,8 +74,8 @@ front_limits_release(size_t n)
 	held -= n < held ? n : held;
 	if (lent > held + 2 * spare) {
 		size_t back = (lent - held - spare) / 1024 * 1024;
-		front_control_return(back);
-		lent -= back;
+		if (front_control_return(back) == 0)
+			lent -= back;
 	}
 }
 

@@ -5,7 +5,7 @@
  * took under half of fast_lane_ms; LONG_STRIKES slower runs in a row make
  * it wait for SHORT_RUNS more (one alone is more often a busy machine,
  * which preempted the job, than a longer job), and a stop at the lane's
- * limit bans it for the life of the process.  The client never says a job is short: only measured runs
+ * limit bans it (until its slot goes to another chunk).  The client never says a job is short: only measured runs
  * do.  Direct-mapped by digest, so a busy server forgets a chunk rather
  * than growing; a forgotten chunk only goes back to the pool.
  */

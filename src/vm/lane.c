@@ -1,12 +1,14 @@
 /*
  * lane.c - a job run inside a front process (see lane.h).
  *
- * One CLOCK_MONOTONIC timer, armed at the earlier of the lane's limit and
- * the job's deadline.  When it fires the handler asks the VM to stop (soft
+ * One CLOCK_MONOTONIC timer, armed when the job's Lua code starts (its
+ * compile is not stopped: nothing could interrupt it) at the earlier of the
+ * lane's limit and the job's deadline.  When it fires the handler asks the VM to stop (soft
  * stop) and re-arms for the grace period; if the job still runs then, the
  * handler calls the front's last words and exits (hard stop).  Unlike a
  * pool worker, the front never answers a stopped job itself: it hands it
- * on, and the pool decides (another run, or deadline_exceeded).
+ * on, and the pool decides (another run, or deadline_exceeded).  Modules
+ * are the pool's: require in the lane fails, and the job is handed on.
  */
 #include <errno.h>
 #include <signal.h>
@@ -19,6 +21,7 @@
 #include "vm/deadline_timer.h"
 #include "vm/lane.h"
 #include "vm/vm_request.h"
+#include "vm/vm_require.h"
 
 static struct vm *lane_vm;
 static timer_t lane_timer;
@@ -33,6 +36,8 @@ static volatile int64_t job_deadline_ns;
  * timer_settime per job, a timer that fires early for the job running
  * then re-arms itself for that job's time. */
 static volatile int64_t stop_at_ns, armed_ns;
+static int64_t lane_limit_ns;		/* of the loaded job: its run's stop time */
+static int module_wanted;		/* the running job called require */
 
 static void
 on_alarm(int sig)
@@ -66,6 +71,34 @@ lua_returned(void)
 	job_running = 0;
 }
 
+/* Running first: a signal from the timer as it was armed for an earlier
+ * job then sees this job and re-arms for its time.  Armed for later than
+ * this job's stop (or not at all): arm now. */
+static void
+lua_starting(void)
+{
+	int64_t now = frame_now_ns();
+	int64_t limit = now + (int64_t)lane_opts.fast_lane_ms * 1000000;
+	lane_limit_ns = limit < job_deadline_ns ? limit : job_deadline_ns;
+	soft_stop_sent = 0;
+	stop_at_ns = lane_limit_ns;
+	job_running = 1;
+	if (armed_ns == 0 || armed_ns > lane_limit_ns) {
+		armed_ns = lane_limit_ns;
+		deadline_timer_arm(lane_timer, lane_limit_ns);
+	}
+}
+
+static enum vm_module_answer
+no_modules_here(void *arg, const char *name, struct vm_module *module)
+{
+	(void)arg;
+	(void)name;
+	(void)module;
+	module_wanted = 1;
+	return VM_MODULE_UNAVAILABLE;
+}
+
 int
 lane_prepare(struct vm *vm, const struct lane_options *o, void (*last_words)(void))
 {
@@ -74,6 +107,9 @@ lane_prepare(struct vm *vm, const struct lane_options *o, void (*last_words)(voi
 	lane_last_words = last_words;
 	grace_ns = (int64_t)o->grace_ms * 1000000;
 	vm_on_lua_done(vm, lua_returned);
+	vm_on_lua_start(vm, lua_starting);
+	/* A pcall could catch the failure: the answer is dropped anyway. */
+	vm_require_configure(vm, no_modules_here, NULL, o->allow_bytecode);
 	return deadline_timer_create(on_alarm, &lane_timer);
 }
 
@@ -140,35 +176,24 @@ lane_unload(struct vm *vm)
 }
 
 enum lane_verdict
-lane_run_loaded(struct vm *vm, struct vm_outcome *out, int64_t *run_ns, int *at_lane_limit)
+lane_run_loaded(struct vm *vm, struct vm_outcome *out, int64_t *run_ns, int *not_for_lane)
 {
 	*run_ns = 0;
-	*at_lane_limit = 0;
+	*not_for_lane = 0;
 	int64_t begin = frame_now_ns();
-	int64_t limit = begin + (int64_t)lane_opts.fast_lane_ms * 1000000;
-	if (limit > job_deadline_ns)
-		limit = job_deadline_ns;
-	if (limit <= begin) {
+	if (job_deadline_ns <= begin) {
 		vm_end_job(vm, 0);
 		return LANE_HAND_OFF;	/* its deadline passed: the pool says so */
 	}
-	soft_stop_sent = 0;
-	stop_at_ns = limit;
-	/* Running first: a signal from the timer as it was armed for an
-	 * earlier job then sees this job and re-arms for its time.  Armed for
-	 * later than this job's stop (or not at all): arm now. */
-	job_running = 1;
-	if (armed_ns == 0 || armed_ns > limit) {
-		armed_ns = limit;
-		deadline_timer_arm(lane_timer, limit);
-	}
+	module_wanted = 0;
+	lane_limit_ns = job_deadline_ns;	/* until Lua starts (lua_starting) */
 	vm_run_loaded(vm, out);
 	job_running = 0;
 	*run_ns = frame_now_ns() - begin;
 	/* Stopped at the lane's limit, not at its own (earlier) deadline: only
 	 * that says the chunk is long. */
-	*at_lane_limit = out->soft_stopped && limit < job_deadline_ns;
-	if (out->status != LUAPOOL_OK || out->soft_stopped)
+	*not_for_lane = module_wanted || (out->soft_stopped && lane_limit_ns < job_deadline_ns);
+	if (out->status != LUAPOOL_OK || out->soft_stopped || module_wanted)
 		return LANE_HAND_OFF;
 	return LANE_ANSWERED;
 }

@@ -45,11 +45,12 @@ int lane_prepare(struct vm *vm, const struct lane_options *o, void (*last_words)
  * not run it (a bad request, "usage", its deadline passed): hand it off. */
 int lane_load(struct vm *vm, const char *text, size_t len, int64_t start_ns,
     struct vm_outcome *out, unsigned char digest[LANE_DIGEST_SIZE]);
-/* Runs what lane_load loaded.  *run_ns: how long the Lua code ran;
- * *at_lane_limit: it was stopped at fast_lane_ms (not at its own
- * deadline). */
+/* Runs what lane_load loaded.  *run_ns: how long the job took (its
+ * compile included); *not_for_lane: never run this chunk here again (it
+ * was stopped at fast_lane_ms, not at its own deadline, or it asked for a
+ * module, which only the pool serves). */
 enum lane_verdict lane_run_loaded(struct vm *vm, struct vm_outcome *out, int64_t *run_ns,
-    int *at_lane_limit);
+    int *not_for_lane);
 /* Drops what lane_load loaded, unrun. */
 void lane_unload(struct vm *vm);
 

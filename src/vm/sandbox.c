@@ -59,8 +59,9 @@
  *                                          and go); log lines on fd 2; the replay memfd
  *   recvfrom, sendto,  -                   libmicrohttpd's recv/send on client connections
  *   sendmsg                                (sendmsg: head and body in one call); the
- *                                          control socket (FRONT_MSG_OPEN, ADOPT, REPLAY
- *                                          with SCM_RIGHTS, STATS, DRAINING)
+ *                                          control socket (sendmsg: OPEN, ADOPT, REPLAY
+ *                                          with SCM_RIGHTS; sendto: the other messages;
+ *                                          recvfrom with MSG_PEEK: the wait for LEND)
  *   recvmsg            fd 4 only           the connections the supervisor deals out
  *                                          (SCM_RIGHTS)
  *   getpeername        -                   the client address of such a connection
@@ -80,7 +81,8 @@
  *                      TCP_NODELAY or      else gets EPERM (no TCP_ULP, no socket filters)
  *                      TCP_CORK
  *   shutdown           -                   closing a client that is too slow
- *                                          (front_limits.c); libmicrohttpd on close
+ *                                          (front_limits.c) or the one idle the longest
+ *                                          (MAKE_ROOM); libmicrohttpd on close
  *   memfd_create       -                   the hard stop: a request replayed by the
  *                                          supervisor travels in a memfd (front_forward.c)
  *   and the worker's own list: memory, timer_settime, rt_sigreturn (the lane's

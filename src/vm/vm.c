@@ -238,6 +238,8 @@ run_protected(lua_State *L)
 	lua_setfenv(L, 2);
 	lua_pop(L, 1);
 	lua_pushvalue(L, 2);					/* 3: called, 2 kept */
+	if (rc->vm->lua_start)
+		rc->vm->lua_start();
 	int status = lua_pcall(L, 0, 1, 1);
 	if (rc->vm->lua_done)
 		rc->vm->lua_done();
@@ -291,6 +293,12 @@ void
 vm_on_lua_done(struct vm *vm, void (*done)(void))
 {
 	vm->lua_done = done;
+}
+
+void
+vm_on_lua_start(struct vm *vm, void (*start)(void))
+{
+	vm->lua_start = start;
 }
 
 static int check_script(struct vm *vm, const struct vm_job *job, struct vm_outcome *out);

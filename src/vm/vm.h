@@ -89,6 +89,10 @@ void vm_interrupt(struct vm *vm);
  * clean-up (encoding, a full collection): the worker's deadline timer must
  * not take a long clean-up for a job that ignored its soft stop. */
 void vm_on_lua_done(struct vm *vm, void (*done)(void));
+/* `start` runs right before a job's Lua code, after its chunk was found
+ * in the cache or compiled and verified: the lane's timer must not stop
+ * a compile, which no hook can interrupt. */
+void vm_on_lua_start(struct vm *vm, void (*start)(void));
 
 /* The chunk vm_request_load (vm_request.h) loaded, until the job ends;
  * NULL if none. */

@@ -52,6 +52,7 @@ struct vm {
 	int spent_env_ref;		/* what a chunk's environment becomes after its job */
 	int collect_failed;		/* a full collection ran out of memory: replace */
 	void (*lua_done)(void);		/* see vm_on_lua_done */
+	void (*lua_start)(void);	/* see vm_on_lua_start */
 	int module_handler_ref;		/* error handler of a module's main chunk */
 	struct cache_entry *cache;
 	unsigned cache_count;
