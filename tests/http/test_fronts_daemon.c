@@ -78,12 +78,10 @@ exec_body(char *buf, const char *source, const char *context, unsigned timeout_m
 }
 
 #define connect_to_daemon() fronttest_connect_at(__LINE__, apitest_server.port)
-#define connect_at(line, port) fronttest_connect_at(line, port)
 
 #define send_on(fd, m, p, h, b) fronttest_send_at(__LINE__, fd, m, p, h, b)
 
 #define exchange(fd, m, p, h, b, r) fronttest_exchange_at(__LINE__, fd, m, p, h, b, r)
-#define exchange_at fronttest_exchange_at
 #define from_lane fronttest_from_lane
 
 /* One request to any daemon, on a connection of its own. */
@@ -395,7 +393,8 @@ START_TEST(a_hard_stop_in_the_lane_should_hand_every_connection_to_the_superviso
 	int64_t spin_sent = support_now_ms();
 	send_on(spinner, "POST", "/v1/exec", JSON_HEADERS, exec_body(body, SPIN_SOURCE,
 	    "{\"spin\":true,\"v\":7}", SPIN_TIMEOUT_MS));
-	usleep(20000);	/* the front is in the loop (its lane limit is 50 ms) */
+	/* The front is in the loop (its lane limit is 50 ms). */
+	fronttest_wait_for_cpu_at(__LINE__, front, 10);
 	/* One request on each while the front is stuck: an exec on half of
 	 * them, /healthz on the others (the other kind follows below).  One
 	 * at a time: httpc cannot read pipelined answers. */
@@ -467,13 +466,15 @@ END_TEST
 START_TEST(a_connection_opened_while_a_front_is_stuck_should_be_answered)
 {
 	start_with_fronts(1, 50, NULL);
+	pid_t front = only_front();
 	char body[BODY_MAX];
 	int spinner = connect_to_daemon();
 	train(spinner, NULL, exec_body(body, SPIN_SOURCE, "{\"spin\":false,\"v\":7}",
 	    SHORT_SPIN_TIMEOUT_MS), "{\"result\":7}");
 	send_on(spinner, "POST", "/v1/exec", JSON_HEADERS, exec_body(body, SPIN_SOURCE,
 	    "{\"spin\":true,\"v\":7}", SHORT_SPIN_TIMEOUT_MS));
-	usleep(20000);	/* the front is in the loop (its lane limit is 50 ms) */
+	/* The front is in the loop (its lane limit is 50 ms). */
+	fronttest_wait_for_cpu_at(__LINE__, front, 10);
 	int fds[NEW_CONNECTIONS];
 	for (int i = 0; i < NEW_CONNECTIONS; i++) {
 		fds[i] = connect_to_daemon();
@@ -576,7 +577,7 @@ START_TEST(a_replayed_job_should_keep_its_own_deadline)
 	send_on(slow, "POST", "/v1/exec", JSON_HEADERS, exec_body(body, ROUNDS_SOURCE, context,
 	    REPLAY_TIMEOUT_MS));
 	/* The front takes the spinning job once the slow one is in the pool. */
-	usleep(20000);
+	wait_for_busy_workers(1);
 	send_on(spinner, "POST", "/v1/exec", JSON_HEADERS, exec_body(body, SPIN_SOURCE,
 	    "{\"spin\":true,\"v\":7}", 150));
 
@@ -845,6 +846,7 @@ START_TEST(sigterm_should_answer_a_lane_job_in_flight_and_exit)
 {
 	/* A lane limit of 1 s: a 300 ms job of a short chunk stays in the lane. */
 	start_with_fronts(1, 1000, NULL);
+	pid_t front = only_front();
 	char body[BODY_MAX];
 	int busy = connect_to_daemon(), idle = connect_to_daemon();
 	train(busy, NULL, exec_body(body, CLOCK_SOURCE, "{\"s\":0,\"v\":9}", 5000),
@@ -856,7 +858,8 @@ START_TEST(sigterm_should_answer_a_lane_job_in_flight_and_exit)
 
 	send_on(busy, "POST", "/v1/exec", JSON_HEADERS, exec_body(body, CLOCK_SOURCE,
 	    "{\"s\":0.3,\"v\":9}", 5000));
-	usleep(50000);
+	/* Running in the lane (it burns CPU): SIGTERM must not stop it. */
+	fronttest_wait_for_cpu_at(__LINE__, front, 30);
 	int64_t term = support_now_ms();
 	ck_assert_int_eq(kill(apitest_server.pid, SIGTERM), 0);
 	ck_assert_msg(httpc_read_response(busy, &r) == 0, "the job in flight got no answer");

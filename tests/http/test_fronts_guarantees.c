@@ -29,7 +29,6 @@
 #include "support/fronttest.h"
 #include "support/httpc.h"
 #include "support/support.h"
-#include "vm/bcverify.h"
 
 #define BODY_MAX		1024
 #define MEMORY_ERRORS		"luapoold_jobs_total{status=\"memory_limit_exceeded\"}"
@@ -378,11 +377,17 @@ START_TEST(sighup_should_replace_the_fronts_without_losing_a_request)
 	int slow = connect_to_daemon();
 	int64_t start = support_now_ms(), hup_sent = 0;
 	int answers[2][2] = { { 0 } };	/* [token B][status 200] */
-	for (int round = 0; support_now_ms() - start < RELOAD_ROUNDS_MS; round++) {
+	/* On past RELOAD_ROUNDS_MS until token B had its 200, if a loaded
+	 * machine makes the reload slow. */
+	for (int round = 0; support_now_ms() - start < RELOAD_ROUNDS_MS ||
+	    (answers[1][1] == 0 && support_now_ms() - start < WAIT_MS); round++) {
 		if (!hup_sent && support_now_ms() - start >= SIGHUP_AT_MS) {
 			ck_assert_int_eq(httpc_send_request(slow, "POST", "/v1/exec", JSON_HEADERS
 			    BEARER_A, SLOW_BODY, strlen(SLOW_BODY)), 0);
-			usleep(20000);	/* in the pool */
+			/* In the pool (/v1/info needs the token; /metrics does not). */
+			for (int64_t end = support_now_ms() + WAIT_MS;
+			    metric("luapoold_workers{state=\"busy\"}") < 1; usleep(POLL_STEP_US))
+				ck_assert_msg(support_now_ms() < end, "the slow job never reached the pool");
 			ck_assert_int_eq(kill(apitest_server.pid, SIGHUP), 0);
 			hup_sent = support_now_ms();
 		}
@@ -478,7 +483,9 @@ START_TEST(an_idle_connection_should_be_closed_by_the_front_at_the_read_deadline
 	start_with_a_front(50, read_timeout);
 	pid_t front = only_front();
 	struct httpc_response r;
-	/* Idle after one request, and silent from the start. */
+	/* Idle after one request, and silent from the start (its deadline
+	 * counts from its connect, the idle one's from its answer). */
+	int64_t silent_opened = support_now_ms();
 	int idle = connect_to_daemon(), silent = connect_to_daemon(), busy = connect_to_daemon();
 	exchange(idle, "GET", "/healthz", NULL, NULL, &r);
 	expect_json(&r, 200, NULL);
@@ -496,7 +503,7 @@ START_TEST(an_idle_connection_should_be_closed_by_the_front_at_the_read_deadline
 		if (idle_closed == 0 && closed_by_server(idle))
 			idle_closed = now - start;
 		if (silent_closed == 0 && closed_by_server(silent))
-			silent_closed = now - start;
+			silent_closed = now - silent_opened;
 		usleep(50000);
 	}
 	ck_assert_msg(idle_closed && silent_closed, "after %lld ms: the idle connection %s, the "
@@ -506,7 +513,7 @@ START_TEST(an_idle_connection_should_be_closed_by_the_front_at_the_read_deadline
 	    READ_TIMEOUT_S * 1000 - 100, "closed too early: after %lld and %lld ms",
 	    (long long)idle_closed, (long long)silent_closed);
 	/* The busy connection was served all along, by the same front. */
-	ck_assert_int_ge(served, 10);
+	ck_assert_int_ge(served, 3);
 	ck_assert_int_eq(only_front(), front);
 	close(idle);
 	close(silent);
@@ -549,7 +556,7 @@ START_TEST(a_crashed_front_should_hand_its_connections_to_the_supervisor)
 }
 END_TEST
 
-/* 8. What a dead front held comes back ---------------------------------- */
+/* 7. What a dead front held comes back ---------------------------------- */
 
 /* The supervisor counts every connection of the server and lends the
  * fronts their request bytes: when a front is killed (no last words),
@@ -613,7 +620,35 @@ START_TEST(a_killed_fronts_connections_and_bytes_should_be_given_back)
 }
 END_TEST
 
-/* 7. The access log has the lane's answers too ----------------------------- */
+/* 8. Modules are the pool's --------------------------------------------- */
+
+/* The lane has no modules: a chunk that requires one under pcall got
+ * false from the lane where the pool gave true, once learned short. */
+START_TEST(a_chunk_that_requires_a_module_should_be_answered_by_the_pool)
+{
+	start_with_a_front(50, NULL);
+	struct httpc_response r;
+	ask("PUT", "/v1/scripts/m", JSON_HEADERS, "{\"source\":\"return 1\"}", &r);
+	ck_assert_msg(r.status == 200 || r.status == 201, "PUT: %d %s", r.status, r.body);
+	httpc_response_free(&r);
+	static const char body[] = "{\"source\":\"local ok = pcall(require, 'm') return ok\"}";
+	int fd = connect_to_daemon();
+	/* Past the three pool runs that would teach the front it is short. */
+	for (int i = 0; i < 8; i++) {
+		exchange(fd, "POST", "/v1/exec", JSON_HEADERS, body, &r);
+		expect_json(&r, 200, "{\"result\":true}");
+		ck_assert_msg(!from_lane(&r), "request %d: answered by the lane", i);
+		if (httpc_closes(&r)) {
+			close(fd);
+			fd = connect_to_daemon();
+		}
+		httpc_response_free(&r);
+	}
+	close(fd);
+}
+END_TEST
+
+/* 9. The access log has the lane's answers too ----------------------------- */
 
 START_TEST(a_lane_answer_should_be_in_the_access_log)
 {
@@ -665,6 +700,7 @@ fronts_guarantees_suite(void)
 	tcase_add_test(tc, a_crashed_front_should_hand_its_connections_to_the_supervisor);
 	tcase_add_test(tc, a_lane_answer_should_be_in_the_access_log);
 	tcase_add_test(tc, a_killed_fronts_connections_and_bytes_should_be_given_back);
+	tcase_add_test(tc, a_chunk_that_requires_a_module_should_be_answered_by_the_pool);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -14,7 +14,7 @@
 #include "support/support.h"
 
 #define LANE_TIMING	"queue;dur=0.000,"
-#define FRONTS_MAX	8
+#define FRONTS_SEEN_MAX	8	/* a test's daemon has a few at most */
 
 int
 fronttest_connect_at(int line, unsigned port)
@@ -90,9 +90,9 @@ pid_t
 fronttest_wait_for_fronts_at(int line, int count, pid_t not_this)
 {
 	int64_t deadline = support_now_ms() + WAIT_MS;
-	pid_t pids[FRONTS_MAX];
+	pid_t pids[FRONTS_SEEN_MAX];
 	for (;;) {
-		int n = support_children(apitest_server.pid, FRONTTEST_COMM, pids, FRONTS_MAX);
+		int n = support_children(apitest_server.pid, FRONTTEST_COMM, pids, FRONTS_SEEN_MAX);
 		int fresh = n == count;
 		for (int i = 0; fresh && i < n; i++)
 			fresh = pids[i] != not_this;
@@ -101,5 +101,41 @@ fronttest_wait_for_fronts_at(int line, int count, pid_t not_this)
 		ck_assert_msg(support_now_ms() < deadline, "line %d: %d fronts (wanted %d, "
 		    "not pid %d)", line, n, count, (int)not_this);
 		usleep(POLL_STEP_US);
+	}
+}
+
+/* utime + stime of pid, in milliseconds (-1: gone). */
+static long long
+cpu_ms_of(pid_t pid)
+{
+	char path[64], text[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return -1;
+	size_t n = fread(text, 1, sizeof(text) - 1, f);
+	fclose(f);
+	text[n] = '\0';
+	/* Fields after the command name, which may hold spaces: state is 3rd,
+	 * utime the 14th and stime the 15th. */
+	const char *p = strrchr(text, ')');
+	unsigned long long utime, stime;
+	if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+	    &utime, &stime) != 2)
+		return -1;
+	return (long long)((utime + stime) * 1000 / (unsigned long long)sysconf(_SC_CLK_TCK));
+}
+
+void
+fronttest_wait_for_cpu_at(int line, pid_t pid, unsigned ms)
+{
+	long long start = cpu_ms_of(pid), now = start;
+	int64_t deadline = support_now_ms() + WAIT_MS;
+	ck_assert_msg(start >= 0, "line %d: no process %d", line, (int)pid);
+	while (now >= 0 && now - start < ms) {
+		ck_assert_msg(support_now_ms() < deadline, "line %d: process %d used %lld ms of "
+		    "CPU, not %u", line, (int)pid, now - start, ms);
+		usleep(1000);
+		now = cpu_ms_of(pid);
 	}
 }

@@ -31,5 +31,9 @@ double fronttest_metric_at(int line, const char *series);
 /* Polls until the daemon has exactly `count` fronts, none of them
  * `not_this` (0: any); returns the first one's pid. */
 pid_t fronttest_wait_for_fronts_at(int line, int count, pid_t not_this);
+/* Polls until process pid has used `ms` more CPU time than when called,
+ * or is gone: a job that burns CPU has surely started (a sleep would only
+ * hope so). */
+void fronttest_wait_for_cpu_at(int line, pid_t pid, unsigned ms);
 
 #endif

@@ -25,14 +25,16 @@
 #include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/front_proto.h"
 #include "vm/sandbox.h"
 
 #define ENTER_FAILED 100
-#define CONTROL_FD 4		/* FRONT_CONTROL_FD */
+#define CONTROL_FD FRONT_CONTROL_FD
 
 /* Descriptors a child opens before the filter, as a front holds its
  * connections: a TCP socket, and a Unix stream pair whose second end is on
@@ -127,6 +129,11 @@ serve_as_a_front_does(void)
 	socklen_t sl = sizeof(ss);
 	if (getpeername(sv[0], (struct sockaddr *)&ss, &sl) == -1)
 		return 8;
+	/* Its inode, the supervisor's name for it (fstat itself: libc's
+	 * fstat is newfstatat, which takes a path and stays refused). */
+	struct stat st;
+	if (syscall(SYS_fstat, sv[0], &st) == -1)
+		return 11;
 	if (shutdown(sv[0], SHUT_WR) == -1 || close(sv[0]) == -1 || close(memfd) == -1)
 		return 9;
 	/* What the supervisor deals a front: a descriptor on the control socket. */

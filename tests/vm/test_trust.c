@@ -20,7 +20,6 @@
 #include "support/apitest.h"
 #include "support/httpc.h"
 #include "support/support.h"
-#include "vm/bcverify.h"
 
 /* Chunks made with luajit -b ---------------------------------------------- */
 
