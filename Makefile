@@ -81,7 +81,7 @@ TEST_SRC   := $(wildcard tests/*/test_*.c)
 TESTS      := $(notdir $(basename $(TEST_SRC)))
 TEST_BINS  := $(addprefix $(BUILD)/,$(TESTS))
 TEST_SUPPORT := $(patsubst tests/%.c,$(BUILD)/tobj/%.o,$(wildcard tests/support/*.c))
-# Unit-test objects: everything but the two mains.
+# Unit-test objects: everything but the three mains.
 ALL_OBJ    := $(sort $(LIB_OBJ) $(WORKER_OBJ) $(DAEMON_OBJ) $(FRONT_OBJ))
 
 .PHONY: FORCE deps-tests all package check-openapi check-install check-config-docs check check-layers check-unit check-integration check-asan check-tsan run deps \
@@ -166,10 +166,6 @@ $(BUILD)/luapool-worker: $(BUILD)/obj/vm/worker_main.o $(WORKER_OBJ)
 
 $(BUILD)/luapool-front: $(BUILD)/obj/front/main.o $(sort $(FRONT_OBJ))
 	$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(LUA_LIBS) $(MHD_LIBS) $(CJSON_LIBS) -lm
-
-$(BUILD)/obj/front/%.o: src/front/%.c
-	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(BUILD)/luapoold: $(BUILD)/obj/daemon/luapoold.o $(DAEMON_OBJ) $(BUILD)/libluapool.a
 	$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(MHD_LIBS) $(CJSON_LIBS) -lpthread -lm

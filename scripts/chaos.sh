@@ -2,10 +2,11 @@
 # Chaos run against a real luapoold on 127.0.0.1, bounded in time:
 #   scripts/chaos.sh [BUILD_DIR] [SECONDS]          (default build, 45 s)
 # Fronts are the daemon's default (one per online CPU); FRONTS=0 in the
-# environment adds --fronts no, FRONTS=N adds --front-workers N.  With
-# fronts they are among the children killed and stopped: a request on a
-# front's connection is lost when its front is SIGKILLed, by design (see
-# docs/ARCHITECTURE.md), so FRONTS=0 is the run that must lose nothing.
+# environment adds --fronts no, FRONTS=N adds --front-workers N.  Fronts
+# are SIGSTOPped with the workers but only workers are SIGKILLed: a request
+# on a front's connection is lost when its front is SIGKILLed, by design
+# (docs/ARCHITECTURE.md; a SIGKILL leaves no last words), and the run must
+# lose nothing.
 # While correct requests flow (each with a value of its own, checked in the
 # answer), workers are SIGKILLed and SIGSTOPped at random, runaway jobs hit
 # their deadlines, big PUTs, slow clients and malformed requests arrive.
@@ -70,10 +71,12 @@ correct() {
 killer() {
 	while running; do
 		sleep 0.$((3 + RANDOM % 7))
-		local pids=($(pgrep -P "$daemon_pid"))
+		local pids=($(pgrep -P "$daemon_pid")) workers=($(pgrep -P "$daemon_pid" -x luapool-worker))
 		[ ${#pids[@]} -gt 0 ] || continue
 		local pid=${pids[$((RANDOM % ${#pids[@]}))]}
 		if [ $((RANDOM % 2)) -eq 0 ]; then
+			[ ${#workers[@]} -gt 0 ] || continue
+			pid=${workers[$((RANDOM % ${#workers[@]}))]}
 			kill -KILL "$pid" 2>/dev/null && echo kill >>"$work/events"
 		else
 			kill -STOP "$pid" 2>/dev/null && echo stop >>"$work/events"
@@ -154,7 +157,7 @@ alive=no
 curl -s -m 5 "$url/healthz" >/dev/null && alive=yes
 printf 'chaos: %s s, correct requests: %s ok, %s lost, %s wrong, %s 5xx\n' \
 	"$seconds" "$ok" "$lost" "$wrong" "$fivexx"
-printf 'chaos: %s workers killed, %s stopped, %s runaway, %s big PUTs, %s slow, %s malformed\n' \
+printf 'chaos: %s workers killed, %s workers or fronts stopped, %s runaway, %s big PUTs, %s slow, %s malformed\n' \
 	"$(count kill "$work/events")" "$(count stop "$work/events")" \
 	"$(count runaway "$work/events")" "$(count bigput "$work/events")" \
 	"$(count slow "$work/events")" "$(count malformed "$work/events")"
